@@ -1,0 +1,186 @@
+// Package dump writes each forwarded exchange to --dump-dir as a pair of
+// JSON files, NNNNNN-<unix ms>-request.json and NNNNNN-<unix ms>-response.json,
+// in the reference proxy's format.
+//
+// Dumps never hold the API key: the proxy injects it only while writing to
+// the upstream connection, so it is in no header map handed to this package,
+// and credential headers are redacted here as well.
+package dump
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// MaxBody is how many body bytes one dump file keeps; the rest is counted
+// but not stored, so a huge upload cannot exhaust memory in dump mode.
+const MaxBody = 16 << 20
+
+const redacted = "[REDACTED]"
+
+// credentialHeaders are never written to a dump.
+var credentialHeaders = map[string]bool{
+	"Authorization":       true,
+	"Proxy-Authorization": true,
+	"Cookie":              true,
+	"Set-Cookie":          true,
+}
+
+// Dumper numbers exchanges and writes their files.
+type Dumper struct {
+	dir     string
+	seq     atomic.Uint64
+	pending sync.WaitGroup
+	// logf reports a failed write; dumping never fails a request.
+	logf func(format string, args ...any)
+}
+
+// New creates dir (mode 0700) if needed and returns a Dumper writing into it.
+func New(dir string, logf func(format string, args ...any)) (*Dumper, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating dump directory: %w", err)
+	}
+	return &Dumper{dir: dir, logf: logf}, nil
+}
+
+// Wait blocks until every dump file started so far has been written.
+func (d *Dumper) Wait() { d.pending.Wait() }
+
+// Exchange collects one request and its response.
+type Exchange struct {
+	d      *Dumper
+	prefix string
+}
+
+// Start begins exchange number n+1.
+func (d *Dumper) Start() *Exchange {
+	n := d.seq.Add(1)
+	return &Exchange{d: d, prefix: fmt.Sprintf("%06d-%d", n, time.Now().UnixMilli())}
+}
+
+// Body captures up to MaxBody bytes written to it.
+type Body struct {
+	buf       bytes.Buffer
+	truncated bool
+}
+
+// Write never fails, so Body can sit behind an io.TeeReader.
+func (b *Body) Write(p []byte) (int, error) {
+	room := MaxBody - b.buf.Len()
+	if len(p) > room {
+		b.truncated = true
+		b.buf.Write(p[:room])
+	} else {
+		b.buf.Write(p)
+	}
+	return len(p), nil
+}
+
+type header struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+type requestFile struct {
+	Method        string   `json:"method"`
+	URL           string   `json:"url"`
+	Headers       []header `json:"headers"`
+	Body          any      `json:"body"`
+	BodyTruncated bool     `json:"body_truncated,omitempty"`
+}
+
+type responseFile struct {
+	Status        int      `json:"status"`
+	Headers       []header `json:"headers"`
+	Body          any      `json:"body"`
+	BodyTruncated bool     `json:"body_truncated,omitempty"`
+	Aborted       bool     `json:"aborted,omitempty"`
+}
+
+// Request writes the request file in the background, so the stream is never
+// delayed by the disk.
+func (e *Exchange) Request(method, url string, h http.Header, body *Body) {
+	e.write("request", requestFile{
+		Method: method, URL: url, Headers: headers(h),
+		Body: bodyValue(body), BodyTruncated: body.truncated,
+	})
+}
+
+// Response writes the response file in the background; aborted marks a stream
+// that ended with an error rather than cleanly.
+func (e *Exchange) Response(status int, h http.Header, body *Body, aborted bool) {
+	e.write("response", responseFile{
+		Status: status, Headers: headers(h),
+		Body: bodyValue(body), BodyTruncated: body.truncated, Aborted: aborted,
+	})
+}
+
+func (e *Exchange) write(kind string, v any) {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		e.d.logf("dump: encoding %s: %v", kind, err)
+		return
+	}
+	data = append(data, '\n')
+	path := filepath.Join(e.d.dir, e.prefix+"-"+kind+".json")
+	e.d.pending.Add(1)
+	go func() {
+		defer e.d.pending.Done()
+		if err := writeExclusive(path, data); err != nil {
+			e.d.logf("dump: %v", err)
+		}
+	}()
+}
+
+// writeExclusive creates path with mode 0600, refusing to reuse or follow an
+// existing file, so another user cannot plant a file or link to be written.
+func writeExclusive(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("creating dump file: %w", err)
+	}
+	_, werr := f.Write(data)
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr != nil {
+		return fmt.Errorf("writing dump file %q: %w", filepath.Base(path), werr)
+	}
+	return nil
+}
+
+// headers lists h in a stable order with credentials redacted.
+func headers(h http.Header) []header {
+	names := make([]string, 0, len(h))
+	for name := range h {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	out := make([]header, 0, len(names))
+	for _, name := range names {
+		for _, v := range h[name] {
+			if credentialHeaders[http.CanonicalHeaderKey(name)] {
+				v = redacted
+			}
+			out = append(out, header{Name: name, Value: v})
+		}
+	}
+	return out
+}
+
+// bodyValue is the body as JSON when it parses, else as text.
+func bodyValue(b *Body) any {
+	raw := b.buf.Bytes()
+	if json.Valid(raw) {
+		return json.RawMessage(raw)
+	}
+	return string(raw)
+}

@@ -1,0 +1,327 @@
+// Package proxy is the http.Handler at the heart of the proxy: it lets only
+// POST /v1/responses from local, non-browser clients through, forwards it
+// with the API key injected by the upstream client, and streams the answer
+// back event by event.
+//
+// Clients get fixed statuses and short bodies; details go to the log only.
+// Neither the key nor a request or response body ever reaches the log.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/openai/codex-responses-api-proxy/go/internal/dump"
+	"github.com/openai/codex-responses-api-proxy/go/internal/upstream"
+)
+
+// Config holds what the handler needs; zero limits mean the defaults below.
+type Config struct {
+	Gate     Gate
+	Upstream *upstream.Client
+	// UpstreamURL is only reported in dumps.
+	UpstreamURL string
+	// Dumper, when set, records every forwarded exchange.
+	Dumper *dump.Dumper
+	// AllowPeer, when set, vets the local process behind each connection
+	// (see peercred); refused connections get 403 before their body is read.
+	AllowPeer func(net.Conn) (bool, error)
+	// MaxBodyBytes caps a request body; beyond it the answer is 413.
+	MaxBodyBytes int64
+	// MaxHeaders caps the number of request header fields; beyond it, 431.
+	MaxHeaders int
+	// Shutdown is called once after a GET /shutdown has been answered.
+	Shutdown func()
+	// Logf receives the access log and errors; it must be safe for
+	// concurrent use.
+	Logf func(format string, args ...any)
+}
+
+// Defaults for the limits in Config.
+const (
+	DefaultMaxBodyBytes = 256 << 20
+	DefaultMaxHeaders   = 100
+)
+
+// Handler is the proxy's http.Handler.
+type Handler struct {
+	cfg          Config
+	shutdownOnce sync.Once
+}
+
+var _ http.Handler = (*Handler)(nil)
+
+// New returns a Handler for cfg.
+func New(cfg Config) *Handler {
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.MaxHeaders <= 0 {
+		cfg.MaxHeaders = DefaultMaxHeaders
+	}
+	return &Handler{cfg: cfg}
+}
+
+type peerKey struct{}
+
+// ConnContext is meant for http.Server.ConnContext: it vets the peer of each
+// new connection once, before any request on it is read.
+func (h *Handler) ConnContext(ctx context.Context, c net.Conn) context.Context {
+	if h.cfg.AllowPeer == nil {
+		return ctx
+	}
+	ok, err := h.cfg.AllowPeer(c)
+	if err != nil {
+		h.cfg.Logf("identifying peer %s: %v", c.RemoteAddr(), err)
+	}
+	return context.WithValue(ctx, peerKey{}, ok)
+}
+
+func (h *Handler) peerAllowed(ctx context.Context) bool {
+	ok, vetted := ctx.Value(peerKey{}).(bool)
+	return !vetted || ok
+}
+
+// ServeHTTP answers one request and logs one access line for it.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rec := &record{status: http.StatusForbidden}
+	defer func() { h.logAccess(r, rec, start) }()
+
+	rt := routeDenied
+	if h.peerAllowed(r.Context()) {
+		rt = h.cfg.Gate.route(r)
+	}
+	switch rt {
+	case routeShutdown:
+		rec.status = http.StatusOK
+		w.Header().Set("Content-Length", "0")
+		w.Header().Set("Connection", "close")
+		w.WriteHeader(http.StatusOK)
+		// Send the complete response before asking for the shutdown, which
+		// then waits for this connection to go idle: `curl --fail` must see
+		// a whole 200, not a reset.
+		_ = http.NewResponseController(w).Flush()
+		h.shutdownOnce.Do(h.cfg.Shutdown)
+	case routeForward:
+		h.forward(w, r, rec)
+	default:
+		// Nothing is read or forwarded; close so an unread body cannot be
+		// taken for the next request.
+		w.Header().Set("Connection", "close")
+		fail(w, rec, http.StatusForbidden, "forbidden")
+	}
+}
+
+// record is what the access log reports about a request.
+type record struct {
+	status    int
+	bytes     int64
+	requestID string
+}
+
+func (h *Handler) logAccess(r *http.Request, rec *record, start time.Time) {
+	id := rec.requestID
+	if id == "" {
+		id = "-"
+	}
+	h.cfg.Logf("%s %s %d %dB %s upstream_request_id=%s",
+		r.Method, quote(r.RequestURI), rec.status, rec.bytes,
+		time.Since(start).Round(time.Microsecond), quote(id))
+}
+
+// quote bounds and escapes untrusted text for a log line.
+func quote(s string) string {
+	const max = 128
+	if len(s) > max {
+		s = s[:max] + "..."
+	}
+	q := strconv.Quote(s)
+	if q == `"`+s+`"` {
+		return s
+	}
+	return q
+}
+
+// fail answers with a fixed status and a short JSON error, in the shape the
+// OpenAI API uses, so clients show something sensible.
+func fail(w http.ResponseWriter, rec *record, status int, message string) {
+	rec.status = status
+	body := `{"error":{"message":"` + message + `","type":"proxy_error"}}` + "\n"
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	n, _ := io.WriteString(w, body)
+	rec.bytes = int64(n)
+}
+
+func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rec *record) {
+	if len(r.TransferEncoding) > 0 {
+		// RFC 9112, 6.1: a request framed with Transfer-Encoding is a
+		// smuggling risk downstream; never reuse its connection.
+		w.Header().Set("Connection", "close")
+	}
+	if headerCount(r.Header) > h.cfg.MaxHeaders {
+		w.Header().Set("Connection", "close")
+		fail(w, rec, http.StatusRequestHeaderFieldsTooLarge, "too many request headers")
+		return
+	}
+	if r.ContentLength > h.cfg.MaxBodyBytes {
+		w.Header().Set("Connection", "close")
+		fail(w, rec, http.StatusRequestEntityTooLarge, "request body too large")
+		return
+	}
+	// Keep reading the request body after the response has started: an
+	// upstream may answer before the whole body is sent.
+	_ = http.NewResponseController(w).EnableFullDuplex()
+
+	header := outboundHeader(r.Header)
+	body := &bodyReader{r: http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes)}
+	var ex *dump.Exchange
+	var src io.Reader = body
+	if h.cfg.Dumper != nil {
+		ex = h.cfg.Dumper.Start()
+		src = &dumpReader{r: body, ex: ex, method: r.Method, url: h.cfg.UpstreamURL, header: header}
+	}
+	contentLength := r.ContentLength
+	if r.Body == http.NoBody {
+		contentLength = 0
+	}
+
+	resp, err := h.cfg.Upstream.Do(r.Context(), header, src, contentLength)
+	if err != nil {
+		h.upstreamFailed(w, r, rec, body, err)
+		return
+	}
+	defer resp.Body.Close()
+	rec.requestID = resp.Header.Get("X-Request-Id")
+
+	out := w.Header()
+	inboundHeader(out, resp.Header)
+	if resp.ContentLength >= 0 {
+		out.Set("Content-Length", strconv.FormatInt(resp.ContentLength, 10))
+	}
+	rec.status = resp.StatusCode
+	w.WriteHeader(resp.StatusCode)
+
+	var captured *dump.Body
+	var dst io.Writer = w
+	if ex != nil {
+		captured = new(dump.Body)
+		dst = io.MultiWriter(w, captured)
+	}
+	n, err := stream(dst, w, resp.Body)
+	rec.bytes = n
+	if ex != nil {
+		ex.Response(resp.StatusCode, resp.Header, captured, err != nil)
+	}
+	if err != nil {
+		h.cfg.Logf("streaming response: %v", err)
+		// Abort the client connection instead of ending the body cleanly,
+		// so a truncated stream is never mistaken for a complete one.
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// upstreamFailed answers a request whose upstream exchange did not produce
+// a response: the client's own fault first, then the upstream's.
+func (h *Handler) upstreamFailed(w http.ResponseWriter, r *http.Request, rec *record, body *bodyReader, err error) {
+	w.Header().Set("Connection", "close")
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(body.err, &tooBig):
+		fail(w, rec, http.StatusRequestEntityTooLarge, "request body too large")
+	case body.err != nil:
+		h.cfg.Logf("reading request body: %v", body.err)
+		fail(w, rec, http.StatusBadRequest, "incomplete request body")
+	case r.Context().Err() != nil:
+		rec.status = 499 // the client went away; nobody is left to answer
+	default:
+		h.cfg.Logf("forwarding to upstream: %v", err)
+		fail(w, rec, http.StatusBadGateway, "upstream request failed")
+	}
+}
+
+// bodyReader remembers the first error the client's body returned, so a
+// client fault is told apart from an upstream fault.
+type bodyReader struct {
+	r   io.Reader
+	err error
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err != nil && err != io.EOF && b.err == nil {
+		b.err = err
+	}
+	return n, err
+}
+
+// dumpReader captures the request body and writes the request file once the
+// body has been read to its end (or failed).
+type dumpReader struct {
+	r      io.Reader
+	ex     *dump.Exchange
+	method string
+	url    string
+	header http.Header
+	body   dump.Body
+	done   bool
+}
+
+func (d *dumpReader) Read(p []byte) (int, error) {
+	n, err := d.r.Read(p)
+	d.body.Write(p[:n])
+	if err != nil && !d.done {
+		d.done = true
+		d.ex.Request(d.method, d.url, d.header, &d.body)
+	}
+	return n, err
+}
+
+func headerCount(h http.Header) int {
+	n := 0
+	for _, v := range h {
+		n += len(v)
+	}
+	return n
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// stream copies src to dst, flushing after every read so each server-sent
+// event reaches the client the moment it arrives, never batched. It returns
+// the bytes written and the first error other than a clean end of src.
+func stream(dst io.Writer, w http.ResponseWriter, src io.Reader) (int64, error) {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	rc := http.NewResponseController(w)
+	var total int64
+	for {
+		n, rerr := src.Read(buf)
+		if n > 0 {
+			m, werr := dst.Write(buf[:n])
+			total += int64(m)
+			if werr != nil {
+				return total, fmt.Errorf("writing to client: %w", werr)
+			}
+			if err := rc.Flush(); err != nil {
+				return total, fmt.Errorf("flushing to client: %w", err)
+			}
+		}
+		if rerr == io.EOF {
+			return total, nil
+		}
+		if rerr != nil {
+			return total, fmt.Errorf("reading upstream: %w", rerr)
+		}
+	}
+}
