@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The project's whole test suite, and what CI runs (.ci/run).
+# Needs Go, Node.js with npm, and Python 3; every other tool is installed,
+# pinned, by the scripts it calls. Each step prints a header; the first
+# failure stops the run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s\n' "$*" >&2; }
+
+step "go vet, on every release target"
+for target in linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64 windows/arm64 freebsd/amd64; do
+  (cd go && GOOS=${target%/*} GOARCH=${target#*/} go vet ./...)
+done
+
+step "go test -race"
+(cd go && go test -race -count=1 ./...)
+
+step "fuzz targets, briefly"
+for target in internal/apikey:FuzzReadKey internal/proxy:FuzzAllowRequest internal/proxy:FuzzHeaderFilter; do
+  (cd go && go test -run='^$' -fuzz="^${target#*:}\$" -fuzztime=5s "./${target%%:*}")
+done
+
+step "npm launcher, under this Node and Node 16"
+node --test npm/test/
+"$(scripts/node16.sh)" --test npm/test/
+
+step "Python staging script"
+python3 -m unittest discover -s scripts/tests -t .
+
+step "workflows (actionlint)"
+scripts/lint_workflows.sh
+
+step "snapshot build, reproducibility, npm end-to-end"
+scripts/snapshot.sh
+scripts/e2e_npm.sh
+
+step "benchmark smoke"
+scripts/bench.sh --smoke
+
+echo "scripts/test.sh: all steps passed" >&2
