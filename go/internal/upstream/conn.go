@@ -1,0 +1,255 @@
+package upstream
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+)
+
+// conn is one connection to the upstream (possibly tunnelled).
+type conn struct {
+	nc  net.Conn // what requests are written to: *net.TCPConn or *tls.Conn
+	raw net.Conn // the TCP connection underneath; closing it aborts everything
+	br  *bufio.Reader
+	iov [3][]byte // backing array for the plain-TCP writev
+
+	closeOnce sync.Once
+
+	// Guarded by Client.mu.
+	pooled    bool
+	idleSince time.Time
+	idleTimer *time.Timer
+}
+
+// close is idempotent and safe from any goroutine. It closes the TCP
+// connection rather than the tls.Conn: no close_notify that could block on a
+// writer holding the TLS lock, so cancellation is immediate.
+func (pc *conn) close() {
+	pc.closeOnce.Do(func() { _ = pc.raw.Close() })
+}
+
+// writeHead writes the request head with the Auth line in place, never
+// copying auth into a buffer of ours (see the package comment).
+func (pc *conn) writeHead(before, auth, after []byte) error {
+	if tc, ok := pc.nc.(*tls.Conn); ok {
+		for _, p := range [...][]byte{before, auth, after} {
+			if _, err := tc.Write(p); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	bufs := net.Buffers(append(pc.iov[:0], before, auth, after))
+	_, err := bufs.WriteTo(pc.nc)
+	return err
+}
+
+// getConn returns a live pooled connection (reused) or dials a new one;
+// fresh skips the pool.
+func (c *Client) getConn(ctx context.Context, fresh bool) (pc *conn, reused bool, err error) {
+	for !fresh {
+		pc = c.popIdle()
+		if pc == nil {
+			break
+		}
+		if pc.br.Buffered() == 0 && pc.alive() {
+			return pc, true, nil
+		}
+		pc.close()
+	}
+	pc, err = c.dial(ctx)
+	return pc, false, err
+}
+
+func (c *Client) popIdle() *conn {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for n := len(c.idle); n > 0; n = len(c.idle) {
+		pc := c.idle[n-1]
+		c.removeIdleLocked(n - 1)
+		if time.Since(pc.idleSince) < c.idleTime {
+			return pc
+		}
+		pc.close()
+	}
+	return nil
+}
+
+func (c *Client) removeIdleLocked(i int) {
+	pc := c.idle[i]
+	pc.pooled = false
+	pc.idleTimer.Stop()
+	copy(c.idle[i:], c.idle[i+1:])
+	c.idle[len(c.idle)-1] = nil
+	c.idle = c.idle[:len(c.idle)-1]
+}
+
+// putIdle pools pc, evicting the oldest connection when the pool is full.
+func (c *Client) putIdle(pc *conn) {
+	c.mu.Lock()
+	var evict *conn
+	if len(c.idle) >= c.maxIdle {
+		evict = c.idle[0]
+		c.removeIdleLocked(0)
+	}
+	pc.pooled = true
+	pc.idleSince = time.Now()
+	if pc.idleTimer == nil {
+		pc.idleTimer = time.AfterFunc(c.idleTime, func() { c.expire(pc) })
+	} else {
+		pc.idleTimer.Reset(c.idleTime)
+	}
+	c.idle = append(c.idle, pc)
+	c.mu.Unlock()
+	if evict != nil {
+		evict.close()
+	}
+}
+
+// expire closes pc if it is still idle when its timer fires.
+func (c *Client) expire(pc *conn) {
+	c.mu.Lock()
+	if !pc.pooled || time.Since(pc.idleSince) < c.idleTime {
+		c.mu.Unlock()
+		return
+	}
+	for i, p := range c.idle {
+		if p == pc {
+			c.removeIdleLocked(i)
+			break
+		}
+	}
+	c.mu.Unlock()
+	pc.close()
+}
+
+// dial opens a connection to the upstream: TCP, through a CONNECT tunnel if
+// a proxy applies (https upstreams only), then TLS for https.
+func (c *Client) dial(ctx context.Context) (*conn, error) {
+	var proxyURL *url.URL
+	if c.proxy != nil {
+		var err error
+		if proxyURL, err = c.proxy(c.url); err != nil {
+			return nil, fmt.Errorf("choosing proxy: %w", err)
+		}
+	}
+	addr := c.addr
+	if proxyURL != nil {
+		var err error
+		if addr, err = proxyAddr(proxyURL); err != nil {
+			return nil, err
+		}
+	}
+	raw, err := c.dialer.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("dialing upstream: %w", err)
+	}
+	nc := raw
+	if proxyURL != nil {
+		if nc, err = c.tunnel(ctx, raw, proxyURL); err != nil {
+			_ = raw.Close()
+			return nil, err
+		}
+	}
+	if c.tls != nil {
+		tc := tls.Client(nc, c.tls)
+		if err := withDeadline(ctx, raw, c.tlsTimeout, tc.Handshake); err != nil {
+			_ = raw.Close()
+			return nil, fmt.Errorf("tls handshake with upstream: %w", err)
+		}
+		nc = tc
+	}
+	return &conn{nc: nc, raw: raw, br: bufio.NewReaderSize(nc, 4096)}, nil
+}
+
+// withDeadline runs fn with raw's deadline set to timeout and raw closed if
+// ctx ends first, and reports ctx's cause in that case.
+func withDeadline(ctx context.Context, raw net.Conn, timeout time.Duration, fn func() error) error {
+	if err := raw.SetDeadline(time.Now().Add(timeout)); err != nil {
+		return err
+	}
+	stop := context.AfterFunc(ctx, func() { _ = raw.Close() })
+	err := fn()
+	if !stop() {
+		return context.Cause(ctx)
+	}
+	if err != nil {
+		return err
+	}
+	return raw.SetDeadline(time.Time{})
+}
+
+func proxyAddr(u *url.URL) (string, error) {
+	port := u.Port()
+	switch u.Scheme {
+	case "http":
+		if port == "" {
+			port = "80"
+		}
+	case "https":
+		if port == "" {
+			port = "443"
+		}
+	default:
+		return "", fmt.Errorf("proxy scheme %q is not supported (use http or https)", trim(u.Scheme))
+	}
+	if u.Hostname() == "" {
+		return "", errors.New("proxy URL has no host")
+	}
+	return net.JoinHostPort(u.Hostname(), port), nil
+}
+
+// tunnel opens a CONNECT tunnel to the upstream through the proxy on raw
+// (over TLS for an https proxy) and returns the connection to speak TLS on.
+func (c *Client) tunnel(ctx context.Context, raw net.Conn, proxyURL *url.URL) (net.Conn, error) {
+	nc := raw
+	if proxyURL.Scheme == "https" {
+		tc := tls.Client(raw, &tls.Config{
+			ServerName: proxyURL.Hostname(),
+			MinVersion: tls.VersionTLS12,
+			NextProtos: []string{"http/1.1"},
+			RootCAs:    c.tls.RootCAs,
+		})
+		if err := withDeadline(ctx, raw, c.tlsTimeout, tc.Handshake); err != nil {
+			return nil, fmt.Errorf("tls handshake with proxy: %w", err)
+		}
+		nc = tc
+	}
+	// The CONNECT exchange carries no key: only the upstream's address and
+	// the proxy's own credentials.
+	req := "CONNECT " + c.addr + " HTTP/1.1\r\nHost: " + c.addr + "\r\n"
+	if u := proxyURL.User; u != nil {
+		pass, _ := u.Password()
+		req += "Proxy-Authorization: Basic " + base64.StdEncoding.EncodeToString([]byte(u.Username()+":"+pass)) + "\r\n"
+	}
+	req += "\r\n"
+	err := withDeadline(ctx, raw, c.dialer.Timeout, func() error {
+		if _, err := nc.Write([]byte(req)); err != nil {
+			return fmt.Errorf("writing CONNECT to proxy: %w", err)
+		}
+		br := bufio.NewReaderSize(nc, 1024)
+		resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodConnect})
+		if err != nil {
+			return fmt.Errorf("reading CONNECT response from proxy: %w", err)
+		}
+		if resp.StatusCode/100 != 2 {
+			return fmt.Errorf("proxy refused CONNECT: %s", trim(resp.Status))
+		}
+		if br.Buffered() > 0 {
+			return errors.New("proxy sent data before the tunnel was used")
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return nc, nil
+}

@@ -1,0 +1,264 @@
+package upstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// errAborted tells the body writer that the exchange is over.
+var errAborted = errors.New("exchange aborted")
+
+// exchange is one request/response on one connection. The caller's
+// goroutine runs Do and then the response body; the writer goroutine copies
+// the request body. mu guards the state they share.
+type exchange struct {
+	c    *Client
+	pc   *conn
+	ctx  context.Context
+	stop func() bool // unregisters the ctx.Done hook that closes pc
+
+	mu       sync.Mutex
+	running  bool  // the writer goroutine has not exited yet
+	reading  bool  // the writer is inside body.Read
+	consumed bool  // at least one body byte was read from the caller
+	aborted  bool  // the writer must not read the body again
+	written  bool  // the body was written completely
+	handoff  bool  // the response is complete; the writer decides pool or close
+	bodyErr  error // the caller's body failed; wrapped into what we return
+	writeErr error // writing to the connection failed
+
+	closeAfter bool // the response ends the connection (Connection: close, 101)
+	released   bool // the connection was pooled or closed (caller's goroutine only)
+}
+
+// handoffTimeout bounds the last body write when the response has already
+// completed, so a writer the upstream stopped reading cannot hold its conn.
+const handoffTimeout = 5 * time.Second
+
+// readBody reads from the caller's body unless the exchange was aborted.
+func (x *exchange) readBody(body io.Reader, p []byte) (int, error) {
+	x.mu.Lock()
+	if x.aborted {
+		x.mu.Unlock()
+		return 0, errAborted
+	}
+	x.reading = true
+	x.mu.Unlock()
+	n, err := body.Read(p)
+	x.mu.Lock()
+	x.reading = false
+	x.consumed = x.consumed || n > 0
+	x.mu.Unlock()
+	return n, err
+}
+
+func (x *exchange) bodyDone() {
+	x.mu.Lock()
+	x.written = true
+	x.mu.Unlock()
+}
+
+// bodyFailed aborts: the upstream must never see a complete request.
+func (x *exchange) bodyFailed(err error) {
+	x.mu.Lock()
+	x.bodyErr = err
+	x.mu.Unlock()
+	x.pc.close()
+}
+
+// writeFailed leaves the connection open: the upstream may have answered
+// early (413, 401) and the answer is still worth reading.
+func (x *exchange) writeFailed(err error) {
+	x.mu.Lock()
+	x.writeErr = err
+	x.mu.Unlock()
+}
+
+// abort stops the writer from touching the body again and reports whether
+// the body is still untouched, which makes a retry safe.
+func (x *exchange) abort() (untouched bool) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.aborted = true
+	return !x.consumed && !x.reading
+}
+
+// release ends the exchange: the connection goes back to the pool only after
+// a complete response (clean), a completely written body, no close request
+// and no cancellation; otherwise it is closed. If the response completed
+// while the writer is still inside its last Write, the writer decides once
+// it returns (see writerExit), so a fast upstream does not cost a connection.
+func (x *exchange) release(clean bool) {
+	if x.released {
+		return
+	}
+	x.released = true
+	hookStopped := x.stop()
+	clean = clean && hookStopped && !x.closeAfter
+	x.mu.Lock()
+	x.aborted = true
+	ok := x.written && x.writeErr == nil
+	handoff := clean && !ok && x.running && !x.reading && x.bodyErr == nil && x.writeErr == nil
+	x.handoff = handoff
+	x.mu.Unlock()
+	switch {
+	case handoff:
+		if x.pc.nc.SetWriteDeadline(time.Now().Add(handoffTimeout)) != nil {
+			x.pc.close()
+		}
+	case clean && ok:
+		x.c.putIdle(x.pc)
+	default:
+		x.pc.close()
+	}
+}
+
+// writerExit runs last on the writer goroutine and completes a handoff.
+func (x *exchange) writerExit() {
+	x.mu.Lock()
+	x.running = false
+	handoff, ok := x.handoff, x.written && x.writeErr == nil
+	x.mu.Unlock()
+	if !handoff {
+		return
+	}
+	if ok && x.pc.nc.SetWriteDeadline(time.Time{}) == nil {
+		x.c.putIdle(x.pc)
+	} else {
+		x.pc.close()
+	}
+}
+
+// failure turns a read error into what the caller sees, preferring the cause:
+// the caller's body, then cancellation.
+func (x *exchange) failure(what string, err error) error {
+	x.mu.Lock()
+	bodyErr, writeErr := x.bodyErr, x.writeErr
+	x.mu.Unlock()
+	switch {
+	case bodyErr != nil:
+		return fmt.Errorf("reading request body: %w", bodyErr)
+	case x.ctx.Err() != nil:
+		return fmt.Errorf("%s: %w", what, context.Cause(x.ctx))
+	case writeErr != nil:
+		return fmt.Errorf("%s: %w (after writing request body failed: %w)", what, err, writeErr)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// roundTrip runs one exchange on pc. retry reports that nothing of the
+// response was read and nothing of the body consumed, so the request may be
+// sent again on another connection.
+func (c *Client) roundTrip(ctx context.Context, pc *conn, before, after []byte, body io.Reader, contentLength int64) (resp *http.Response, retry bool, err error) {
+	x := &exchange{c: c, pc: pc, ctx: ctx}
+	x.stop = context.AfterFunc(ctx, pc.close)
+	if err := pc.writeHead(before, c.auth, after); err != nil {
+		x.release(false)
+		return nil, ctx.Err() == nil, x.failure("writing request head", err)
+	}
+	if contentLength == 0 {
+		x.written = true
+	} else {
+		x.running = true
+		go x.writeBody(body, contentLength)
+	}
+	resp, peeked, err := x.readResponse()
+	if err != nil {
+		untouched := x.abort()
+		x.release(false)
+		return nil, !peeked && untouched && ctx.Err() == nil, err
+	}
+	x.closeAfter = resp.Close || resp.StatusCode == http.StatusSwitchingProtocols
+	resp.Body = &respBody{x: x, rc: resp.Body}
+	return resp, false, nil
+}
+
+// readResponse reads the final response header, skipping 1xx. peeked
+// reports whether any response byte arrived.
+func (x *exchange) readResponse() (resp *http.Response, peeked bool, err error) {
+	nc, br := x.pc.nc, x.pc.br
+	if x.c.hdrTimeout > 0 {
+		if err := nc.SetReadDeadline(time.Now().Add(x.c.hdrTimeout)); err != nil {
+			return nil, false, x.failure("reading response header", err)
+		}
+	}
+	for i := 0; ; i++ {
+		if _, err := br.Peek(1); err != nil {
+			return nil, peeked, x.failure("reading response header", timeoutError(err, x.c.hdrTimeout))
+		}
+		peeked = true
+		resp, err = http.ReadResponse(br, x.c.req)
+		if err != nil {
+			return nil, true, x.failure("reading response header", timeoutError(err, x.c.hdrTimeout))
+		}
+		// 101 is final: we never ask to switch protocols, so it is the
+		// caller's to see (and the connection is not reused, see respBody).
+		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
+			break
+		}
+		if i == max1xx {
+			return nil, true, x.failure("reading response header", errors.New("too many 1xx responses"))
+		}
+	}
+	if x.c.hdrTimeout > 0 {
+		if err := nc.SetReadDeadline(time.Time{}); err != nil {
+			return nil, true, x.failure("reading response header", err)
+		}
+	}
+	return resp, true, nil
+}
+
+func timeoutError(err error, d time.Duration) error {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return fmt.Errorf("no response header within %v: %w", d, err)
+	}
+	return err
+}
+
+// respBody streams the response and ends the exchange at EOF, error or
+// Close. Close before EOF closes the connection instead of draining it.
+type respBody struct {
+	x      *exchange
+	rc     io.ReadCloser
+	eof    bool
+	closed bool
+}
+
+var errBodyClosed = errors.New("read on closed upstream response body")
+
+func (b *respBody) Read(p []byte) (int, error) {
+	switch {
+	case b.closed:
+		return 0, errBodyClosed
+	case b.eof:
+		return 0, io.EOF
+	}
+	n, err := b.rc.Read(p)
+	switch {
+	case err == io.EOF:
+		b.eof = true
+		b.x.release(true)
+	case err != nil:
+		err = b.x.failure("reading response body", err)
+		b.x.release(false)
+	}
+	return n, err
+}
+
+// Close ends the exchange. Before EOF it closes the connection rather than
+// draining it, except for a response that has no body at all.
+func (b *respBody) Close() error {
+	if b.closed {
+		return nil
+	}
+	b.closed = true
+	b.x.release(b.eof || b.rc == http.NoBody)
+	return nil
+}

@@ -1,0 +1,222 @@
+package upstream
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// head is a pooled buffer for the request head minus the Auth line: the
+// request line, Host and caller headers, then (after split) the framing
+// header and the blank line. The Auth line never enters it.
+type head struct {
+	buf  []byte
+	keys []string
+}
+
+// maxPooledHead keeps one oversized request from pinning memory in the pool.
+const maxPooledHead = 64 << 10
+
+var headPool = sync.Pool{New: func() any { return &head{buf: make([]byte, 0, 4096), keys: make([]string, 0, 32)} }}
+
+// testOnlyReleased, when set, sees every pooled buffer (full capacity) as it
+// goes back to its pool, so tests can prove the key never entered one.
+var testOnlyReleased func([]byte)
+
+func getHead() *head { return headPool.Get().(*head) }
+
+func putHead(h *head) {
+	if testOnlyReleased != nil {
+		testOnlyReleased(h.buf[:cap(h.buf)])
+	}
+	if cap(h.buf) > maxPooledHead {
+		return
+	}
+	clear(h.keys)
+	h.keys = h.keys[:0]
+	h.buf = h.buf[:0]
+	headPool.Put(h)
+}
+
+// build renders the head; the Auth line goes between before and after.
+func (h *head) build(c *Client, header http.Header, contentLength int64) (before, after []byte, err error) {
+	b := append(h.buf[:0], "POST "...)
+	b = append(b, c.target...)
+	b = append(b, " HTTP/1.1\r\nHost: "...)
+	b = append(b, c.host...)
+	b = append(b, "\r\n"...)
+	// Sorted so that the bytes on the wire are deterministic.
+	for k := range header {
+		h.keys = append(h.keys, k)
+	}
+	slices.Sort(h.keys)
+	for _, k := range h.keys {
+		if err := checkHeaderName(k); err != nil {
+			return nil, nil, err
+		}
+		for _, v := range header[k] {
+			if !validHeaderValue(v) {
+				return nil, nil, fmt.Errorf("request header %q: value contains a control character", trim(k))
+			}
+			b = append(b, k...)
+			b = append(b, ": "...)
+			b = append(b, v...)
+			b = append(b, "\r\n"...)
+		}
+	}
+	split := len(b)
+	if contentLength >= 0 {
+		b = append(b, "Content-Length: "...)
+		b = strconv.AppendInt(b, contentLength, 10)
+		b = append(b, "\r\n\r\n"...)
+	} else {
+		b = append(b, "Transfer-Encoding: chunked\r\n\r\n"...)
+	}
+	h.buf = b
+	return b[:split], b[split:], nil
+}
+
+// reserved headers are written by Do itself; letting the caller add them
+// would duplicate the key or desynchronise the framing (request smuggling).
+var reserved = []string{"Authorization", "Host", "Content-Length", "Transfer-Encoding"}
+
+func checkHeaderName(k string) error {
+	if k == "" {
+		return errors.New("request header with an empty name")
+	}
+	for i := 0; i < len(k); i++ {
+		if !isTokenChar(k[i]) {
+			return fmt.Errorf("request header name %q is not a token", trim(k))
+		}
+	}
+	for _, r := range reserved {
+		if strings.EqualFold(k, r) {
+			return fmt.Errorf("request header %q is set by the upstream client, not the caller", r)
+		}
+	}
+	return nil
+}
+
+// isTokenChar reports whether c may appear in a field name (RFC 9110, 5.6.2).
+func isTokenChar(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
+}
+
+// validHeaderValue rejects CR, LF, NUL and the other controls except HTAB
+// (RFC 9110, 5.5), the same rule net/http's server applies to what it reads.
+func validHeaderValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; (c < ' ' && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// bodyBufSize is the fixed copy buffer; the body is never buffered whole.
+const bodyBufSize = 32 << 10
+
+// chunkPre leaves room before the data for the chunk size line (at most
+// "8000\r\n"), chunkPost after it for "\r\n" and the last-chunk "0\r\n\r\n".
+const (
+	chunkPre  = 8
+	chunkPost = 7
+)
+
+var bodyPool = sync.Pool{New: func() any { return new([bodyBufSize]byte) }}
+
+func putBody(b *[bodyBufSize]byte) {
+	if testOnlyReleased != nil {
+		testOnlyReleased(b[:])
+	}
+	bodyPool.Put(b)
+}
+
+// errShortBody is wrapped when the body ends before the declared length.
+var errShortBody = fmt.Errorf("request body shorter than its Content-Length: %w", io.ErrUnexpectedEOF)
+
+// writeBody copies body to the connection, framed by contentLength. It
+// runs on its own goroutine and reports through x.
+func (x *exchange) writeBody(body io.Reader, contentLength int64) {
+	defer x.writerExit()
+	buf := bodyPool.Get().(*[bodyBufSize]byte)
+	defer putBody(buf)
+	if contentLength >= 0 {
+		x.copyLength(body, contentLength, buf[:])
+	} else {
+		x.copyChunked(body, buf[:])
+	}
+}
+
+func (x *exchange) copyLength(body io.Reader, remaining int64, buf []byte) {
+	for remaining > 0 {
+		p := buf
+		if int64(len(p)) > remaining {
+			p = p[:remaining]
+		}
+		n, err := x.readBody(body, p)
+		if n > 0 {
+			remaining -= int64(n)
+			if _, werr := x.pc.nc.Write(p[:n]); werr != nil {
+				x.writeFailed(werr)
+				return
+			}
+		}
+		switch {
+		case remaining == 0:
+		case errors.Is(err, errAborted):
+			return
+		case err == io.EOF:
+			x.bodyFailed(errShortBody)
+			return
+		case err != nil:
+			x.bodyFailed(err)
+			return
+		}
+	}
+	x.bodyDone()
+}
+
+func (x *exchange) copyChunked(body io.Reader, buf []byte) {
+	data := buf[chunkPre : len(buf)-chunkPost]
+	for {
+		n, err := x.readBody(body, data)
+		if errors.Is(err, errAborted) {
+			return
+		}
+		if err != nil && err != io.EOF {
+			x.bodyFailed(err)
+			return
+		}
+		start, end := chunkPre, chunkPre
+		if n > 0 {
+			var size [chunkPre]byte
+			line := append(strconv.AppendUint(size[:0], uint64(n), 16), "\r\n"...)
+			start -= copy(buf[start-len(line):start], line)
+			end += n
+			end += copy(buf[end:], "\r\n")
+		}
+		if err == io.EOF {
+			end += copy(buf[end:], "0\r\n\r\n")
+		}
+		if end > start {
+			if _, werr := x.pc.nc.Write(buf[start:end]); werr != nil {
+				x.writeFailed(werr)
+				return
+			}
+		}
+		if err == io.EOF {
+			x.bodyDone()
+			return
+		}
+	}
+}

@@ -1,0 +1,246 @@
+// Package upstream is a small HTTP/1.1 client that sends POST requests to one
+// fixed upstream URL and writes the API key to the connection without ever
+// copying it (issue 4: exactly one copy of the key in the process).
+//
+// Why not net/http: http.Transport copies every header value into its
+// bufio.Writer and into header maps, so after traffic the key would sit in
+// unlocked heap memory, several times. Here the key arrives as one read-only
+// slice of locked memory, Config.Auth = "Authorization: Bearer <key>\r\n",
+// and is handed to the connection as its own buffer:
+//
+//   - plain TCP: net.Buffers{head, auth, framing}.WriteTo(conn) is a writev;
+//     the kernel copies the bytes straight from the locked page.
+//   - TLS: tls.Conn.Write(auth) as a call of its own. TLS 1.3 copies the
+//     plaintext into its record buffer and seals it in place, so only
+//     ciphertext remains there; TLS 1.2 AEAD suites seal from the source slice
+//     into the record buffer. CBC suites are disabled because their HMAC would
+//     keep a tail of the plaintext in the hash state.
+//
+// The auth slice is never converted to a string, never put in an http.Header,
+// and never written into a buffer of this package (the pooled head and body
+// buffers hold everything else). Only HTTP/1.1 is offered over ALPN, so the
+// key can never enter an HTTP/2 HPACK dynamic table.
+//
+// Proxies (HTTPS_PROXY/NO_PROXY by default) are used only for https
+// upstreams, through a CONNECT tunnel, so the key stays inside the TLS
+// session with the upstream. An http upstream is always dialled directly:
+// the key is never sent in clear text through a proxy.
+//
+// Errors name the step that failed (dial, tls handshake, write request, read
+// response header) and never contain header values or body bytes.
+package upstream
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Defaults applied by New for zero Config fields.
+const (
+	DefaultDialTimeout           = 10 * time.Second
+	DefaultTLSHandshakeTimeout   = 10 * time.Second
+	DefaultResponseHeaderTimeout = 10 * time.Minute // a non-streamed answer from a reasoning model arrives only when it is done
+	DefaultIdleConnTimeout       = 90 * time.Second
+	DefaultMaxIdleConns          = 256
+)
+
+// max1xx bounds the informational responses skipped before the final one.
+const max1xx = 5
+
+// Config describes the upstream. Zero durations and counts take the defaults
+// above; a negative ResponseHeaderTimeout means no limit.
+type Config struct {
+	URL                   *url.URL      // absolute http(s) URL; the request target is URL.RequestURI() verbatim
+	Auth                  []byte        // "Authorization: Bearer <key>\r\n", written as-is and never copied
+	DialTimeout           time.Duration // TCP connect, and the CONNECT exchange with a proxy
+	TLSHandshakeTimeout   time.Duration // TLS handshake with the upstream (and with an https proxy)
+	ResponseHeaderTimeout time.Duration // from the end of the request head to the final response header
+	IdleConnTimeout       time.Duration // how long an unused keep-alive connection stays pooled
+	MaxIdleConns          int           // pooled keep-alive connections at most
+	RootCAs               *x509.CertPool
+	// Proxy picks the proxy for an https upstream; nil means HTTPS_PROXY and
+	// NO_PROXY from the environment (http.ProxyFromEnvironment semantics).
+	// A nil URL means direct. It is never consulted for http upstreams.
+	Proxy func(*url.URL) (*url.URL, error)
+}
+
+// Client sends requests to the configured upstream over pooled HTTP/1.1
+// connections. It is safe for concurrent use.
+type Client struct {
+	auth       []byte
+	host       string        // Host header: URL host[:port] as given
+	addr       string        // dial address host:port
+	target     string        // request target
+	req        *http.Request // shared, read-only: tells http.ReadResponse the method
+	tls        *tls.Config   // nil for http upstreams
+	proxy      func(*url.URL) (*url.URL, error)
+	url        *url.URL
+	dialer     net.Dialer
+	tlsTimeout time.Duration
+	hdrTimeout time.Duration
+	idleTime   time.Duration
+	maxIdle    int
+
+	mu   sync.Mutex
+	idle []*conn // LIFO: the most recently used connection is last
+}
+
+// New validates cfg and returns a Client. It fails for anything but an
+// absolute http or https URL with a host, or an empty Auth line.
+func New(cfg Config) (*Client, error) {
+	u := cfg.URL
+	if u == nil {
+		return nil, errors.New("upstream URL is missing")
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return nil, fmt.Errorf("upstream URL scheme %q is not http or https", trim(u.Scheme))
+	}
+	if u.Host == "" || u.Hostname() == "" {
+		return nil, errors.New("upstream URL has no host")
+	}
+	if u.Opaque != "" || u.User != nil {
+		return nil, errors.New("upstream URL must be of the form scheme://host[:port]/path[?query] without user info")
+	}
+	target := u.RequestURI()
+	if !validHeaderValue(u.Host) || strings.ContainsAny(u.Host, " \t") || !validHeaderValue(target) || strings.ContainsAny(target, " \t") {
+		return nil, errors.New("upstream URL contains control characters or spaces")
+	}
+	if len(cfg.Auth) == 0 {
+		return nil, errors.New("upstream auth line is empty")
+	}
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+	}
+	c := &Client{
+		auth:       cfg.Auth,
+		host:       u.Host,
+		addr:       net.JoinHostPort(u.Hostname(), port),
+		target:     target,
+		req:        &http.Request{Method: http.MethodPost, URL: u, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1},
+		url:        u,
+		dialer:     net.Dialer{Timeout: orDefault(cfg.DialTimeout, DefaultDialTimeout)},
+		tlsTimeout: orDefault(cfg.TLSHandshakeTimeout, DefaultTLSHandshakeTimeout),
+		hdrTimeout: orDefault(cfg.ResponseHeaderTimeout, DefaultResponseHeaderTimeout),
+		idleTime:   orDefault(cfg.IdleConnTimeout, DefaultIdleConnTimeout),
+		maxIdle:    cfg.MaxIdleConns,
+	}
+	if c.maxIdle <= 0 {
+		c.maxIdle = DefaultMaxIdleConns
+	}
+	if u.Scheme == "https" {
+		c.tls = newTLSConfig(u.Hostname(), cfg.RootCAs)
+		c.proxy = cfg.Proxy
+		if c.proxy == nil {
+			c.proxy = proxyFromEnvironment
+		}
+	}
+	return c, nil
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d == 0 {
+		return def
+	}
+	return d
+}
+
+func proxyFromEnvironment(u *url.URL) (*url.URL, error) {
+	return http.ProxyFromEnvironment(&http.Request{URL: u})
+}
+
+// newTLSConfig offers HTTP/1.1 only (no HPACK table can ever hold the key) and
+// AEAD suites only for TLS 1.2 (see the package comment).
+func newTLSConfig(serverName string, roots *x509.CertPool) *tls.Config {
+	return &tls.Config{
+		ServerName: serverName,
+		MinVersion: tls.VersionTLS12,
+		NextProtos: []string{"http/1.1"},
+		RootCAs:    roots,
+		CipherSuites: []uint16{
+			tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+			tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+			tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+			tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+			tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+			tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+		},
+		ClientSessionCache: tls.NewLRUClientSessionCache(64),
+	}
+}
+
+// Do sends a POST with header, the Auth line and body to the upstream and
+// returns its final (non-1xx) response, redirects included, body undecoded.
+//
+// header must already be filtered by the caller; Host, Authorization,
+// Content-Length and Transfer-Encoding in it are an error, as is any name
+// that is not a token or any value with a control character. contentLength
+// >= 0 sends exactly that many bytes of body (fewer is an error); < 0 sends
+// the body chunked, terminated only after body returned io.EOF. A body read
+// error aborts the connection and is wrapped in the returned error (also by
+// Response.Body.Read when the response has already arrived).
+//
+// The body is written by a goroutine while the response is read; it may
+// still be inside body.Read when Do returns an error or the response body is
+// closed, so body must tolerate a concurrent Close (net/http request bodies
+// do). Cancelling ctx closes the connection at any stage, mid-stream too.
+// The caller must close Response.Body; Response.Request is shared and must
+// not be modified.
+func (c *Client) Do(ctx context.Context, header http.Header, body io.Reader, contentLength int64) (*http.Response, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("upstream request: %w", context.Cause(ctx))
+	}
+	h := getHead()
+	defer putHead(h)
+	before, after, err := h.build(c, header, contentLength)
+	if err != nil {
+		return nil, err
+	}
+	if body == nil {
+		body = http.NoBody
+	}
+	for fresh := false; ; fresh = true {
+		pc, reused, err := c.getConn(ctx, fresh)
+		if err != nil {
+			return nil, err
+		}
+		resp, retry, err := c.roundTrip(ctx, pc, before, after, body, contentLength)
+		if err == nil {
+			return resp, nil
+		}
+		if !retry || !reused || fresh {
+			return nil, err
+		}
+	}
+}
+
+// CloseIdleConnections closes every pooled connection. Connections in use
+// are not affected.
+func (c *Client) CloseIdleConnections() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for n := len(c.idle); n > 0; n = len(c.idle) {
+		pc := c.idle[n-1]
+		c.removeIdleLocked(n - 1)
+		pc.close()
+	}
+}
+
+// trim shortens untrusted text quoted in errors.
+func trim(s string) string {
+	const max = 64
+	if len(s) > max {
+		return s[:max] + "..."
+	}
+	return s
+}
