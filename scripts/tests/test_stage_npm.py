@@ -3,8 +3,8 @@
 Run from the repository root:  python3 -m unittest discover -s scripts/tests -v
 
 Each test builds a fake GoReleaser dist/ in a temp dir: small stand-in
-binaries, and artifacts.json and metadata.json shaped like those GoReleaser
-v2.15.1 writes (see internal/artifact and internal/pipe/archive in its source).
+binaries, and artifacts.json and metadata.json shaped like those a GoReleaser
+v2.15.1 snapshot of this repository's .goreleaser.yaml writes.
 The staged package is the repository's real npm/ directory.
 """
 
@@ -71,11 +71,11 @@ def goreleaser_artifacts(root: Path) -> list[dict[str, Any]]:
                        "Format": "binary", "ID": "binary"}},
             {"name": name + ext, "path": f"dist/{name}{ext}", **common, "internal_type": 1, "type": "Archive",
              "extra": {"Binaries": [NAME + p.exe], "Checksum": "sha256:" + "0" * 64,
-                       "Format": ext[1:], "ID": "archive", "WrappedIn": name}},
+                       "Files": ["LICENSE", "README.md"], "Format": ext[1:], "ID": "archive", "WrappedIn": name}},
         ]
     artifacts += [
-        {"name": "checksums.txt", "path": "dist/checksums.txt", "internal_type": 13, "type": "Checksum", "extra": {}},
-        {"name": "metadata.json", "path": "dist/metadata.json", "internal_type": 30, "type": "Metadata"},
+        {"name": "checksums.txt", "path": "dist/checksums.txt", "internal_type": 12, "type": "Checksum", "extra": {}},
+        {"name": "metadata.json", "path": "dist/metadata.json", "internal_type": 35, "type": "Metadata"},
     ]
     return artifacts
 
