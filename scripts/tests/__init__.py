@@ -1,0 +1,1 @@
+"""Tests for the Python scripts in scripts/ (stdlib unittest)."""
