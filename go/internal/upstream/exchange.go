@@ -23,8 +23,10 @@ type exchange struct {
 	ctx  context.Context
 	stop func() bool // unregisters the ctx.Done hook that closes pc
 
+	writerDone chan struct{} // closed when the writer goroutine exits
+
 	mu       sync.Mutex
-	running  bool  // the writer goroutine has not exited yet
+	running  bool  // the writer goroutine has not exited yet; see writerDone
 	reading  bool  // the writer is inside body.Read
 	consumed bool  // at least one body byte was read from the caller
 	aborted  bool  // the writer must not read the body again
@@ -40,6 +42,9 @@ type exchange struct {
 // handoffTimeout bounds the last body write when the response has already
 // completed, so a writer the upstream stopped reading cannot hold its conn.
 const handoffTimeout = 5 * time.Second
+
+// writerWait is how long release waits for a writer finishing its last Write.
+const writerWait = 50 * time.Millisecond
 
 // readBody reads from the caller's body unless the exchange was aborted.
 func (x *exchange) readBody(body io.Reader, p []byte) (int, error) {
@@ -91,9 +96,14 @@ func (x *exchange) abort() (untouched bool) {
 
 // release ends the exchange: the connection goes back to the pool only after
 // a complete response (clean), a completely written body, no close request
-// and no cancellation; otherwise it is closed. If the response completed
-// while the writer is still inside its last Write, the writer decides once
-// it returns (see writerExit), so a fast upstream does not cost a connection.
+// and no cancellation; otherwise it is closed.
+//
+// A fast upstream often answers before the writer goroutine, past its last
+// Write, has recorded that the body is complete. Like net/http, release then
+// waits a little for the writer; unlike net/http it does not give up on the
+// connection after that but hands the decision to the writer (writerExit).
+// A writer still reading the caller's body means the upstream answered
+// early: the connection is closed.
 func (x *exchange) release(clean bool) {
 	if x.released {
 		return
@@ -103,9 +113,19 @@ func (x *exchange) release(clean bool) {
 	clean = clean && hookStopped && !x.closeAfter
 	x.mu.Lock()
 	x.aborted = true
+	if clean && x.running && !x.reading {
+		x.mu.Unlock()
+		t := time.NewTimer(writerWait)
+		select {
+		case <-x.writerDone:
+		case <-t.C:
+		}
+		t.Stop()
+		x.mu.Lock()
+	}
 	ok := x.written && x.writeErr == nil
-	handoff := clean && !ok && x.running && !x.reading && x.bodyErr == nil && x.writeErr == nil
-	x.handoff = handoff
+	x.handoff = clean && !ok && x.running && !x.reading && x.bodyErr == nil && x.writeErr == nil
+	handoff := x.handoff
 	x.mu.Unlock()
 	switch {
 	case handoff:
@@ -125,6 +145,7 @@ func (x *exchange) writerExit() {
 	x.running = false
 	handoff, ok := x.handoff, x.written && x.writeErr == nil
 	x.mu.Unlock()
+	close(x.writerDone)
 	if !handoff {
 		return
 	}
@@ -166,6 +187,7 @@ func (c *Client) roundTrip(ctx context.Context, pc *conn, before, after []byte, 
 		x.written = true
 	} else {
 		x.running = true
+		x.writerDone = make(chan struct{})
 		go x.writeBody(body, contentLength)
 	}
 	resp, peeked, err := x.readResponse()

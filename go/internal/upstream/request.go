@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // head is a pooled buffer for the request head minus the Auth line: the
@@ -26,14 +27,18 @@ var headPool = sync.Pool{New: func() any { return &head{buf: make([]byte, 0, 409
 
 // testOnlyReleased, when set, sees every pooled buffer (full capacity) as it
 // goes back to its pool, so tests can prove the key never entered one.
-var testOnlyReleased func([]byte)
+var testOnlyReleased atomic.Pointer[func([]byte)]
+
+func released(b []byte) {
+	if f := testOnlyReleased.Load(); f != nil {
+		(*f)(b)
+	}
+}
 
 func getHead() *head { return headPool.Get().(*head) }
 
 func putHead(h *head) {
-	if testOnlyReleased != nil {
-		testOnlyReleased(h.buf[:cap(h.buf)])
-	}
+	released(h.buf[:cap(h.buf)])
 	if cap(h.buf) > maxPooledHead {
 		return
 	}
@@ -135,9 +140,7 @@ const (
 var bodyPool = sync.Pool{New: func() any { return new([bodyBufSize]byte) }}
 
 func putBody(b *[bodyBufSize]byte) {
-	if testOnlyReleased != nil {
-		testOnlyReleased(b[:])
-	}
+	released(b[:])
 	bodyPool.Put(b)
 }
 

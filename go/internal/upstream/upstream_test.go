@@ -1,0 +1,509 @@
+package upstream
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestNewRejects(t *testing.T) {
+	tests := []struct {
+		name string
+		url  string
+		auth []byte
+	}{
+		{name: "ftp scheme", url: "ftp://example.com/x", auth: testAuth},
+		{name: "no host", url: "https:///v1/responses", auth: testAuth},
+		{name: "relative", url: "/v1/responses", auth: testAuth},
+		{name: "user info", url: "https://u:p@example.com/v1", auth: testAuth},
+		{name: "opaque", url: "https:opaque", auth: testAuth},
+		{name: "empty auth", url: "https://example.com/v1", auth: nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			u, err := url.Parse(tc.url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := New(Config{URL: u, Auth: tc.auth}); err == nil {
+				t.Errorf("New(%q): got nil error, want one", tc.url)
+			}
+		})
+	}
+	if _, err := New(Config{Auth: testAuth}); err == nil {
+		t.Errorf("New without URL: got nil error, want one")
+	}
+}
+
+// TestWireBytes checks every byte of the request: verbatim target, Host with
+// port, sorted caller headers, the Auth line exactly once, framing, body.
+func TestWireBytes(t *testing.T) {
+	tests := []struct {
+		name          string
+		body          io.Reader
+		contentLength int64
+		wantTail      string
+	}{
+		{
+			name:          "content-length",
+			body:          &piecesReader{pieces: []string{`{"model":`, `"x"}`}},
+			contentLength: 13,
+			wantTail:      "Content-Length: 13\r\n\r\n{\"model\":\"x\"}",
+		},
+		{
+			name:          "chunked",
+			body:          &piecesReader{pieces: []string{"hello", " world!"}},
+			contentLength: -1,
+			wantTail:      "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n7\r\n world!\r\n0\r\n\r\n",
+		},
+		{
+			name:          "chunked eof with data",
+			body:          &piecesReader{pieces: []string{"abc"}, eofWithLast: true},
+			contentLength: -1,
+			wantTail:      "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+		},
+		{
+			name:          "empty chunked",
+			body:          nil,
+			contentLength: -1,
+			wantTail:      "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+		},
+		{
+			name:          "empty",
+			body:          nil,
+			contentLength: 0,
+			wantTail:      "Content-Length: 0\r\n\r\n",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := make(chan string, 1)
+			srv := newRawServer(t, func(c net.Conn) {
+				var rec bytes.Buffer
+				br := bufio.NewReader(io.TeeReader(c, &rec))
+				if _, _, err := readRequest(br); err != nil {
+					got <- "error: " + err.Error()
+					return
+				}
+				got <- rec.String()
+				io.WriteString(c, "HTTP/1.1 204 No Content\r\n\r\n")
+			})
+			const target = "/openai/deployments/dep/responses?api-version=2025-04-01-preview&x=%2F&y=a+b"
+			c := newClient(t, srv.url(target), nil)
+			header := http.Header{
+				"Accept":       {"text/event-stream"},
+				"X-Multi":      {"a", "b"},
+				"Content-Type": {"application/json"},
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), wait)
+			defer cancel()
+			resp, err := c.Do(ctx, header, tc.body, tc.contentLength)
+			if err != nil {
+				t.Fatalf("Do: %v", err)
+			}
+			resp.Body.Close()
+			want := "POST " + target + " HTTP/1.1\r\n" +
+				"Host: " + srv.ln.Addr().String() + "\r\n" +
+				"Accept: text/event-stream\r\n" +
+				"Content-Type: application/json\r\n" +
+				"X-Multi: a\r\nX-Multi: b\r\n" +
+				string(testAuth) + tc.wantTail
+			if g := within(t, got, wait, "the request"); g != want {
+				t.Errorf("wire bytes:\ngot  %q\nwant %q", g, want)
+			}
+		})
+	}
+}
+
+// TestHeaderRejected: invalid or reserved headers are an error, nothing is
+// sent, and the error never quotes the value.
+func TestHeaderRejected(t *testing.T) {
+	tests := []struct {
+		name   string
+		header http.Header
+	}{
+		{name: "CRLF in value", header: http.Header{"X-A": {"secret\r\nX-Evil: 1"}}},
+		{name: "LF in value", header: http.Header{"X-A": {"secret\nX"}}},
+		{name: "NUL in value", header: http.Header{"X-A": {"secret\x00"}}},
+		{name: "space in name", header: http.Header{"X A": {"secret"}}},
+		{name: "colon in name", header: http.Header{"X:A": {"secret"}}},
+		{name: "empty name", header: http.Header{"": {"secret"}}},
+		{name: "authorization", header: http.Header{"Authorization": {"Bearer secret"}}},
+		{name: "lowercase host", header: http.Header{"host": {"secret.example"}}},
+		{name: "content-length", header: http.Header{"Content-Length": {"1"}}},
+		{name: "transfer-encoding", header: http.Header{"Transfer-Encoding": {"chunked"}}},
+	}
+	srv := newRawServer(t, serveOK)
+	c := newClient(t, srv.url("/v1/responses"), nil)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := c.Do(context.Background(), tc.header, nil, 0)
+			if err == nil {
+				t.Fatal("Do: got nil error, want one")
+			}
+			if strings.Contains(err.Error(), "secret") {
+				t.Errorf("error %q quotes the header value", err)
+			}
+		})
+	}
+	if n := srv.accepts.Load(); n != 0 {
+		t.Errorf("connections: got %d, want 0", n)
+	}
+}
+
+func TestKeepAliveAndInformational(t *testing.T) {
+	srv := newRawServer(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		for {
+			if _, _, err := readRequest(br); err != nil {
+				return
+			}
+			io.WriteString(c, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n"+
+				"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		}
+	})
+	c := newClient(t, srv.url("/v1/responses"), nil)
+	for i := range 5 {
+		status, body := get(t, c, `{"i":1}`)
+		if status != 200 || body != "ok" {
+			t.Fatalf("request %d: got %d %q, want 200 \"ok\"", i, status, body)
+		}
+	}
+	if n := srv.accepts.Load(); n != 1 {
+		t.Errorf("connections: got %d, want 1", n)
+	}
+}
+
+func TestRedirectAndGzipPassThrough(t *testing.T) {
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	io.WriteString(zw, `{"ok":true}`)
+	zw.Close()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/redirect":
+			http.Redirect(w, r, "/elsewhere", http.StatusFound)
+		case "/gzip":
+			w.Header().Set("Content-Encoding", "gzip")
+			w.Write(gz.Bytes())
+		default:
+			t.Errorf("unexpected request to %q", r.URL.Path)
+		}
+	}))
+	defer srv.Close()
+
+	c := newClient(t, srv.URL+"/redirect", nil)
+	status, _ := get(t, c, "{}")
+	if status != http.StatusFound {
+		t.Errorf("redirect status: got %d, want %d", status, http.StatusFound)
+	}
+
+	c = newClient(t, srv.URL+"/gzip", nil)
+	status, body := get(t, c, "{}")
+	if status != 200 || body != gz.String() {
+		t.Errorf("gzip: got %d %q, want 200 %q", status, body, gz.String())
+	}
+}
+
+// TestStreaming proves per-event delivery: the upstream sends event 2 only
+// after the test has read event 1 from the response body.
+func TestStreaming(t *testing.T) {
+	const ev1, ev2 = "data: one\n\n", "data: two\n\n"
+	readEv1 := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, ev1)
+		w.(http.Flusher).Flush()
+		select {
+		case <-readEv1:
+		case <-time.After(wait):
+			t.Error("event 1 never reached the client")
+			return
+		}
+		io.WriteString(w, ev2)
+	}))
+	defer srv.Close()
+	c := newClient(t, srv.URL+"/v1/responses", nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*wait)
+	defer cancel()
+	resp, err := c.Do(ctx, nil, strings.NewReader("{}"), 2)
+	if err != nil {
+		t.Fatalf("Do: %v", err)
+	}
+	defer resp.Body.Close()
+	got := make([]byte, len(ev1))
+	if _, err := io.ReadFull(resp.Body, got); err != nil || string(got) != ev1 {
+		t.Fatalf("event 1: got %q (%v), want %q", got, err, ev1)
+	}
+	close(readEv1)
+	rest, err := io.ReadAll(resp.Body)
+	if err != nil || string(rest) != ev2 {
+		t.Fatalf("event 2: got %q (%v), want %q", rest, err, ev2)
+	}
+}
+
+func TestCancel(t *testing.T) {
+	t.Run("mid-stream", func(t *testing.T) {
+		gone := make(chan struct{})
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, "data: one\n\n")
+			w.(http.Flusher).Flush()
+			select {
+			case <-r.Context().Done():
+				close(gone)
+			case <-time.After(wait):
+			}
+		}))
+		defer srv.Close()
+		c := newClient(t, srv.URL+"/v1/responses", nil)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		resp, err := c.Do(ctx, nil, nil, 0)
+		if err != nil {
+			t.Fatalf("Do: %v", err)
+		}
+		defer resp.Body.Close()
+		buf := make([]byte, 64)
+		if _, err := resp.Body.Read(buf); err != nil {
+			t.Fatalf("reading event 1: %v", err)
+		}
+		cancel()
+		within(t, gone, 2*time.Second, "the upstream to see the connection close")
+		if _, err := io.ReadAll(resp.Body); !errors.Is(err, context.Canceled) {
+			t.Errorf("read after cancel: got %v, want context.Canceled", err)
+		}
+	})
+	t.Run("waiting for headers", func(t *testing.T) {
+		gotReq, closed := make(chan struct{}), make(chan struct{})
+		srv := newRawServer(t, func(c net.Conn) {
+			br := bufio.NewReader(c)
+			if _, _, err := readRequest(br); err != nil {
+				return
+			}
+			close(gotReq)
+			c.SetReadDeadline(time.Now().Add(wait))
+			if _, err := br.ReadByte(); err == io.EOF {
+				close(closed)
+			}
+		})
+		c := newClient(t, srv.url("/v1/responses"), nil)
+		ctx, cancel := context.WithCancel(context.Background())
+		errc := make(chan error, 1)
+		go func() {
+			_, err := c.Do(ctx, nil, nil, 0)
+			errc <- err
+		}()
+		within(t, gotReq, wait, "the request")
+		cancel()
+		if err := within(t, errc, 2*time.Second, "Do to return"); !errors.Is(err, context.Canceled) {
+			t.Errorf("Do: got %v, want context.Canceled", err)
+		}
+		within(t, closed, 2*time.Second, "the upstream to see the connection close")
+	})
+}
+
+func TestResponseHeaderTimeout(t *testing.T) {
+	srv := newRawServer(t, func(c net.Conn) {
+		io.Copy(io.Discard, c)
+	})
+	c := newClient(t, srv.url("/v1/responses"), func(cfg *Config) { cfg.ResponseHeaderTimeout = 100 * time.Millisecond })
+	start := time.Now()
+	_, err := c.Do(context.Background(), nil, nil, 0)
+	if err == nil || !strings.Contains(err.Error(), "no response header within") {
+		t.Errorf("Do: got %v, want a response header timeout", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("timeout took %v, want about 100ms", d)
+	}
+}
+
+var errBoom = errors.New("client went away")
+
+// TestBodyReadError: a failing body aborts the request; the upstream never
+// sees it complete and the error wraps the cause.
+func TestBodyReadError(t *testing.T) {
+	tests := []struct {
+		name          string
+		body          io.Reader
+		contentLength int64
+		wantErr       error
+		wantWire      string // what the upstream received after the head
+	}{
+		{
+			name:          "chunked",
+			body:          &piecesReader{pieces: []string{"part"}, err: errBoom},
+			contentLength: -1,
+			wantErr:       errBoom,
+			wantWire:      "4\r\npart\r\n",
+		},
+		{
+			name:          "content-length",
+			body:          &piecesReader{pieces: []string{"part"}, err: errBoom},
+			contentLength: 10,
+			wantErr:       errBoom,
+			wantWire:      "part",
+		},
+		{
+			name:          "short body",
+			body:          strings.NewReader("abc"),
+			contentLength: 10,
+			wantErr:       io.ErrUnexpectedEOF,
+			wantWire:      "abc",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := make(chan string, 1)
+			srv := newRawServer(t, func(c net.Conn) {
+				c.SetReadDeadline(time.Now().Add(wait))
+				all, _ := io.ReadAll(c)
+				_, after, _ := strings.Cut(string(all), "\r\n\r\n")
+				got <- after
+			})
+			c := newClient(t, srv.url("/v1/responses"), nil)
+			ctx, cancel := context.WithTimeout(context.Background(), wait)
+			defer cancel()
+			_, err := c.Do(ctx, nil, tc.body, tc.contentLength)
+			if !errors.Is(err, tc.wantErr) {
+				t.Fatalf("Do: got %v, want %v", err, tc.wantErr)
+			}
+			if g := within(t, got, wait, "the upstream to see the close"); g != tc.wantWire {
+				t.Errorf("upstream received: got %q, want %q", g, tc.wantWire)
+			}
+			if c.popIdle() != nil {
+				t.Errorf("aborted connection was pooled")
+			}
+		})
+	}
+}
+
+// TestEarlyResponseNotReused: the upstream answers before the body is
+// written; the exchange completes but the connection is not reused.
+func TestEarlyResponseNotReused(t *testing.T) {
+	srv := newRawServer(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		for {
+			if _, err := http.ReadRequest(br); err != nil {
+				return
+			}
+			if _, err := io.WriteString(c, "HTTP/1.1 413 Payload Too Large\r\nContent-Length: 3\r\n\r\nbig"); err != nil {
+				return
+			}
+		}
+	})
+	c := newClient(t, srv.url("/v1/responses"), nil)
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	resp, err := c.Do(ctx, nil, pr, 1<<20)
+	if err != nil {
+		t.Fatalf("Do: %v", err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 413 || string(b) != "big" || err != nil {
+		t.Fatalf("got %d %q (%v), want 413 \"big\"", resp.StatusCode, b, err)
+	}
+	if c.popIdle() != nil {
+		t.Errorf("connection with a half-written body was pooled")
+	}
+}
+
+func TestDeadUpstream(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	c := newClient(t, "http://"+addr+"/v1/responses", nil)
+	start := time.Now()
+	_, err = c.Do(context.Background(), nil, nil, 0)
+	if err == nil || !strings.Contains(err.Error(), "dialing upstream") {
+		t.Errorf("Do: got %v, want a dial error", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("dial error took %v, want it fast", d)
+	}
+}
+
+func TestStalePooledConn(t *testing.T) {
+	t.Run("closed while idle", func(t *testing.T) {
+		closed := make(chan struct{}, 1)
+		srv := newRawServer(t, func(c net.Conn) {
+			br := bufio.NewReader(c)
+			if _, _, err := readRequest(br); err != nil {
+				return
+			}
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+			c.Close()
+			closed <- struct{}{}
+		})
+		c := newClient(t, srv.url("/v1/responses"), nil)
+		get(t, c, "{}")
+		within(t, closed, wait, "the upstream to close")
+		time.Sleep(50 * time.Millisecond) // let the FIN arrive
+		if status, body := get(t, c, "{}"); status != 200 || body != "ok" {
+			t.Errorf("second request: got %d %q, want 200 \"ok\"", status, body)
+		}
+		if n := srv.accepts.Load(); n != 2 {
+			t.Errorf("connections: got %d, want 2", n)
+		}
+	})
+	// The upstream closes a reused connection right after reading the next
+	// request, as when its idle timeout races with our write.
+	tests := []struct {
+		name      string
+		body      string
+		wantRetry bool
+	}{
+		{name: "closed after request, no body: retried", body: "", wantRetry: true},
+		{name: "closed after request, body consumed: error", body: "{}", wantRetry: false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := newRawServer(t, func(c net.Conn) {
+				br := bufio.NewReader(c)
+				for i := 0; ; i++ {
+					if _, _, err := readRequest(br); err != nil || i == 1 {
+						return
+					}
+					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				}
+			})
+			c := newClient(t, srv.url("/v1/responses"), nil)
+			get(t, c, tc.body)
+			ctx, cancel := context.WithTimeout(context.Background(), wait)
+			defer cancel()
+			resp, err := c.Do(ctx, nil, strings.NewReader(tc.body), int64(len(tc.body)))
+			if tc.wantRetry {
+				if err != nil {
+					t.Fatalf("Do: got %v, want a transparent retry", err)
+				}
+				resp.Body.Close()
+				if n := srv.accepts.Load(); n != 2 {
+					t.Errorf("connections: got %d, want 2", n)
+				}
+				return
+			}
+			if err == nil {
+				resp.Body.Close()
+				t.Fatal("Do: got nil error, want one (the body cannot be replayed)")
+			}
+			if !strings.Contains(err.Error(), "reading response header") {
+				t.Errorf("Do: got %q, want a response header error", err)
+			}
+		})
+	}
+}
