@@ -45,33 +45,39 @@ case "$1" in
 esac
 `;
 
-// currentTriple reads the launcher's TARGETS table, so the test follows it
-// instead of repeating it.
-function currentTriple() {
-  const source = fs.readFileSync(launcherSource, "utf8");
-  const key = `${process.platform} ${process.arch}`;
-  for (const [, platform, triple] of source.matchAll(/^\s*"([a-z0-9]+ [a-z0-9]+)": "([a-z0-9_-]+)",$/gm)) {
-    if (platform === key) {
-      return triple;
-    }
-  }
-  throw new Error(`launcher has no entry for ${key}`);
-}
+// TARGETS is the launcher's own table, read from its source so the test
+// follows it instead of repeating it.
+const TARGETS = Object.fromEntries(
+  [...fs.readFileSync(launcherSource, "utf8").matchAll(/^\s*"([a-z0-9]+ [a-z0-9]+)": "([a-z0-9_-]+)",$/gm)].map(
+    ([, platform, triple]) => [platform, triple],
+  ),
+);
+const HOST = `${process.platform} ${process.arch}`;
 
-// makePackage lays out a package like the published one in a fresh temp dir.
+// makePackage lays out a package like the published one in a fresh temp dir,
+// with the fake binary where the launcher looks for it on platform.
 // binaryMode is the fake binary's file mode, or null for no binary at all.
-function makePackage({ binaryMode = 0o755 } = {}) {
+function makePackage({ binaryMode = 0o755, platform = HOST } = {}) {
   const root = fs.mkdtempSync(path.join(scratch, "package-"));
   fs.mkdirSync(path.join(root, "bin"));
   fs.copyFileSync(path.join(npmDir, "package.json"), path.join(root, "package.json"));
   fs.copyFileSync(launcherSource, path.join(root, "bin", `${NAME}.js`));
-  const binary = path.join(root, "vendor", currentTriple(), NAME, NAME);
+  const exe = platform.startsWith("win32 ") ? ".exe" : "";
+  const binary = path.join(root, "vendor", TARGETS[platform], NAME, NAME + exe);
   if (binaryMode !== null) {
     fs.mkdirSync(path.dirname(binary), { recursive: true });
     fs.writeFileSync(binary, FAKE_BINARY, { mode: binaryMode });
     fs.chmodSync(binary, binaryMode); // the umask must not decide the test
   }
   return { root, launcher: path.join(root, "bin", `${NAME}.js`), binary };
+}
+
+// pretend returns node arguments that make the launcher see platform as
+// process.platform: a CommonJS preload, which Node 16 supports too.
+function pretend(root, platform) {
+  const preload = path.join(root, `${platform}.cjs`);
+  fs.writeFileSync(preload, `Object.defineProperty(process, "platform", { value: ${JSON.stringify(platform)} });\n`);
+  return ["--require", preload];
 }
 
 // start runs the launcher with piped stdio under this test's Node.
@@ -100,6 +106,7 @@ function within(child, what, promise) {
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
+// exited resolves with the launcher's exit code or signal and its output.
 function exited(child) {
   return within(
     child,
@@ -110,6 +117,7 @@ function exited(child) {
   );
 }
 
+// printed resolves once the launcher's stdout contains text.
 function printed(child, text) {
   return within(
     child,
@@ -127,13 +135,14 @@ function printed(child, text) {
   );
 }
 
+// run runs the launcher to completion with input on its stdin.
 async function run(launcher, args, { input = "", nodeArgs } = {}) {
   const child = start(launcher, args, { nodeArgs });
   child.stdin.end(input);
   return exited(child);
 }
 
-test("arguments reach the binary unchanged", async (t) => {
+test("arguments reach the binary unchanged", async () => {
   const { launcher } = makePackage();
   const args = ["--port", "0", "two words", `it's "quoted"`, "", "--x=a b", "$HOME", "*", "ünï"];
   const got = await run(launcher, ["args", ...args]);
@@ -142,7 +151,7 @@ test("arguments reach the binary unchanged", async (t) => {
   assert.deepEqual(got.stdout.split("\n").slice(0, -1), args);
 });
 
-test("stdin reaches the binary byte for byte", async (t) => {
+test("stdin reaches the binary byte for byte", async () => {
   const { launcher } = makePackage();
   const want = spawnSync("cksum", { input: KEY, encoding: "utf8" }).stdout;
   const got = await run(launcher, ["stdin"], { input: KEY });
@@ -176,46 +185,62 @@ test("signals are forwarded to the binary", async (t) => {
   }
 });
 
-test("a binary killed by a signal takes the launcher with it", async (t) => {
+test("a binary killed by a signal takes the launcher with it", async () => {
   const { launcher } = makePackage();
   const got = await run(launcher, ["die", "TERM"]);
   assert.equal(got.signal, "SIGTERM");
   assert.equal(got.code, null);
 });
 
-test("a signal Node ignores becomes exit code 128+n", async (t) => {
+test("a signal Node ignores becomes exit code 128+n", async () => {
   const { launcher } = makePackage();
   const got = await run(launcher, ["die", "PIPE"]);
   assert.equal(got.signal, null);
   assert.equal(got.code, 128 + os.constants.signals.SIGPIPE);
 });
 
-test("unsupported platform is named with the supported ones", async (t) => {
+test("unsupported platform is named with the supported ones", async () => {
   const { root, launcher } = makePackage();
-  const preload = path.join(root, "freebsd.cjs");
-  fs.writeFileSync(preload, 'Object.defineProperty(process, "platform", { value: "freebsd" });\n');
-  const got = await run(launcher, ["args"], { nodeArgs: ["--require", preload] });
+  const got = await run(launcher, ["args"], { nodeArgs: pretend(root, "freebsd") });
   assert.equal(got.code, 1);
   assert.equal(got.stdout, "");
   assert.match(got.stderr, new RegExp(`^${NAME}: error: unsupported platform "freebsd ${process.arch}"\n`));
   assert.match(got.stderr, /supported platforms: linux x64, linux arm64, .*darwin arm64, .*win32 x64/);
 });
 
-test("missing binary names the platform, the path and the fix", async (t) => {
+test("android runs the linux binary", async () => {
+  const platform = `android ${process.arch}`;
+  assert.equal(TARGETS[platform], TARGETS[`linux ${process.arch}`]);
+  const { root, launcher } = makePackage({ platform });
+  const got = await run(launcher, ["args", "ok"], { nodeArgs: pretend(root, "android") });
+  assert.equal(got.stderr, "");
+  assert.equal(got.code, 0);
+  assert.equal(got.stdout, "ok\n");
+});
+
+test("windows looks for the .exe", async () => {
+  const platform = `win32 ${process.arch}`;
+  const { root, launcher, binary } = makePackage({ platform, binaryMode: null });
+  assert.ok(binary.endsWith(`${path.sep}${TARGETS[platform]}${path.sep}${NAME}${path.sep}${NAME}.exe`));
+  const got = await run(launcher, ["args"], { nodeArgs: pretend(root, "win32") });
+  assert.equal(got.code, 1);
+  assert.ok(got.stderr.startsWith(`${NAME}: error: no binary for platform "${platform}" at ${binary}\n`), got.stderr);
+});
+
+test("missing binary names the platform, the path and the fix", async () => {
   const { launcher, binary } = makePackage({ binaryMode: null });
   const got = await run(launcher, ["args"]);
   assert.equal(got.code, 1);
   assert.equal(got.stdout, "");
-  const platform = `${process.platform} ${process.arch}`;
   assert.ok(
-    got.stderr.startsWith(`${NAME}: error: no binary for platform "${platform}" at ${binary}\n`),
+    got.stderr.startsWith(`${NAME}: error: no binary for platform "${HOST}" at ${binary}\n`),
     `got ${JSON.stringify(got.stderr)}`,
   );
   assert.match(got.stderr, /hint: reinstall @openai\/codex-responses-api-proxy/);
   assert.match(got.stderr, /build it from source/);
 });
 
-test("a binary that cannot be executed is a clear error", async (t) => {
+test("a binary that cannot be executed is a clear error", async () => {
   const { launcher, binary } = makePackage({ binaryMode: 0o644 });
   const got = await run(launcher, ["args"]);
   assert.equal(got.code, 1);
@@ -223,7 +248,7 @@ test("a binary that cannot be executed is a clear error", async (t) => {
   assert.match(got.stderr, /EACCES/);
 });
 
-test("the packed and installed package runs its binary", async (t) => {
+test("the packed and installed package runs its binary", async () => {
   const { root } = makePackage();
   const work = fs.mkdtempSync(path.join(scratch, "install-"));
   const npm = (...args) =>
