@@ -1,0 +1,432 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/openai/codex-responses-api-proxy/go/internal/upstream"
+)
+
+const testAuth = "Authorization: Bearer sk-proxy-test\r\n"
+
+// harness is a proxy in this process between a test client and a fake
+// upstream, so goroutines and descriptors can be counted.
+type harness struct {
+	proxy    *httptest.Server
+	upstream *httptest.Server
+	client   *upstream.Client
+	hits     atomic.Int64
+	logs     *logSink
+}
+
+type logSink struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *logSink) logf(format string, args ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, fmt.Sprintf(format, args...))
+}
+
+func (l *logSink) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.lines, "\n")
+}
+
+func newHarness(t *testing.T, cfg Config, upstreamHandler http.HandlerFunc) *harness {
+	t.Helper()
+	h := &harness{logs: &logSink{}}
+	h.upstream = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.hits.Add(1)
+		upstreamHandler(w, r)
+	}))
+	u, err := url.Parse(h.upstream.URL + "/v1/responses")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.client, err = upstream.New(upstream.Config{URL: u, Auth: []byte(testAuth)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Upstream = h.client
+	cfg.Logf = h.logs.logf
+	handler := New(cfg)
+	h.proxy = httptest.NewUnstartedServer(handler)
+	h.proxy.Config.ConnContext = handler.ConnContext
+	h.proxy.Config.ReadHeaderTimeout = 2 * time.Second
+	h.proxy.Start()
+	t.Cleanup(func() {
+		h.proxy.CloseClientConnections()
+		h.proxy.Close()
+		h.upstream.CloseClientConnections()
+		h.upstream.Close()
+		h.client.CloseIdleConnections()
+		if t.Failed() {
+			t.Logf("proxy log:\n%s", h.logs)
+		}
+	})
+	return h
+}
+
+func (h *harness) url() string { return h.proxy.URL + "/v1/responses" }
+
+// raw sends one raw request on a new connection and returns the response.
+func (h *harness) raw(t *testing.T, req string) *http.Response {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", h.proxy.Listener.Addr().String(), 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(c, req); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("reading response: %v", err)
+	}
+	return resp
+}
+
+// sse streams n events, flushing each.
+func sse(n int) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "text/event-stream")
+		for i := range n {
+			fmt.Fprintf(w, "data: {\"n\":%d}\n\n", i)
+			w.(http.Flusher).Flush()
+		}
+	}
+}
+
+func TestForwardAndStatuses(t *testing.T) {
+	h := newHarness(t, Config{MaxBodyBytes: 1 << 10}, func(w http.ResponseWriter, r *http.Request) {
+		if got := r.Header.Get("Authorization"); got != "Bearer sk-proxy-test" {
+			t.Errorf("upstream Authorization: got %q, want %q", got, "Bearer sk-proxy-test")
+		}
+		body, _ := io.ReadAll(r.Body)
+		w.Header().Set("X-Request-Id", "req_123")
+		w.Header().Set("Access-Control-Allow-Origin", "*")
+		w.Write(body)
+	})
+	host := "Host: 127.0.0.1\r\n"
+	tests := []struct {
+		name     string
+		req      string
+		want     int
+		wantBody string
+		hits     int64
+		close    bool
+	}{
+		{name: "forwarded", req: "POST /v1/responses HTTP/1.1\r\n" + host + "Content-Length: 2\r\n\r\n{}", want: 200, wantBody: "{}", hits: 1},
+		{name: "chunked forwarded, connection closed", req: "POST /v1/responses HTTP/1.1\r\n" + host + "Transfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n", want: 200, wantBody: "ok", hits: 1, close: true},
+		{name: "GET forbidden", req: "GET /v1/responses HTTP/1.1\r\n" + host + "\r\n", want: 403, close: true},
+		{name: "declared body too large", req: "POST /v1/responses HTTP/1.1\r\n" + host + "Content-Length: 2000\r\n\r\n", want: 413, close: true},
+		{name: "chunked body too large", req: "POST /v1/responses HTTP/1.1\r\n" + host + "Transfer-Encoding: chunked\r\n\r\n800\r\n" + strings.Repeat("a", 2048) + "\r\n0\r\n\r\n", want: 413, hits: -1, close: true},
+		{name: "too many headers", req: "POST /v1/responses HTTP/1.1\r\n" + host + strings.Repeat("X-A: 1\r\n", 101) + "Content-Length: 0\r\n\r\n", want: 431, close: true},
+		{name: "missing host", req: "POST /v1/responses HTTP/1.1\r\nContent-Length: 0\r\n\r\n", want: 400},
+		{name: "duplicate host", req: "POST /v1/responses HTTP/1.1\r\n" + host + host + "Content-Length: 0\r\n\r\n", want: 400},
+		{name: "conflicting content-length", req: "POST /v1/responses HTTP/1.1\r\n" + host + "Content-Length: 2\r\nContent-Length: 3\r\n\r\n{}", want: 400},
+		{name: "malformed content-length", req: "POST /v1/responses HTTP/1.1\r\n" + host + "Content-Length: 2x\r\n\r\n{}", want: 400},
+		{name: "unsupported transfer-encoding", req: "POST /v1/responses HTTP/1.1\r\n" + host + "Transfer-Encoding: gzip\r\n\r\n", want: 501},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := h.hits.Load()
+			resp := h.raw(t, tt.req)
+			body, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != tt.want {
+				t.Fatalf("got %d %q, want %d", resp.StatusCode, body, tt.want)
+			}
+			if tt.wantBody != "" && string(body) != tt.wantBody {
+				t.Errorf("got body %q, want %q", body, tt.wantBody)
+			}
+			if got := h.hits.Load() - before; tt.hits >= 0 && got != tt.hits {
+				t.Errorf("upstream hits: got %d, want %d", got, tt.hits)
+			}
+			if tt.close && !resp.Close {
+				t.Errorf("connection kept open, want Connection: close")
+			}
+			if v := resp.Header.Get("Access-Control-Allow-Origin"); v != "" {
+				t.Errorf("Access-Control-Allow-Origin reached the client: %q", v)
+			}
+		})
+	}
+}
+
+func TestUpstreamDown(t *testing.T) {
+	h := newHarness(t, Config{}, sse(1))
+	h.upstream.Close()
+	resp, err := http.Post(h.url(), "application/json", strings.NewReader("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(string(body), `"error"`) {
+		t.Errorf("got %d %q, want 502 with a JSON error", resp.StatusCode, body)
+	}
+}
+
+// baseline records goroutines and (on Linux) open descriptors, and later
+// waits for both to come back to it after the proxy's connections are gone.
+type baseline struct{ goroutines, fds int }
+
+func takeBaseline() baseline {
+	return baseline{runtime.NumGoroutine(), countFDs()}
+}
+
+func countFDs() int {
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return -1
+	}
+	return len(entries)
+}
+
+func (b baseline) wait(t *testing.T, h *harness) {
+	t.Helper()
+	http.DefaultTransport.(*http.Transport).CloseIdleConnections()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		h.client.CloseIdleConnections()
+		g, fds := runtime.NumGoroutine(), countFDs()
+		if g <= b.goroutines && fds <= b.fds {
+			return
+		}
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			buf = buf[:runtime.Stack(buf, true)]
+			t.Fatalf("goroutines %d (baseline %d), fds %d (baseline %d)\n%s", g, b.goroutines, fds, b.fds, buf)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// served checks the proxy still answers a normal streamed request.
+func served(t *testing.T, h *harness) {
+	t.Helper()
+	resp, err := http.Post(h.url(), "application/json", strings.NewReader("{}"))
+	if err != nil {
+		t.Fatalf("proxy no longer serves: %v", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("proxy no longer serves: %d %q %v", resp.StatusCode, body, err)
+	}
+}
+
+func TestFaults(t *testing.T) {
+	release := make(chan struct{})
+	var once sync.Once
+	upstreamCancelled := make(chan struct{}, 16)
+	h := newHarness(t, Config{}, func(w http.ResponseWriter, r *http.Request) {
+		switch r.Header.Get("X-Fault") {
+		case "reset":
+			io.Copy(io.Discard, r.Body)
+			w.Header().Set("Content-Type", "text/event-stream")
+			w.WriteHeader(200)
+			io.WriteString(w, "data: first\n\n")
+			w.(http.Flusher).Flush()
+			conn, _, err := http.NewResponseController(w).Hijack()
+			if err != nil {
+				t.Errorf("hijack: %v", err)
+				return
+			}
+			conn.(*net.TCPConn).SetLinger(0) // RST, not FIN
+			conn.Close()
+		case "stall":
+			w.Header().Set("Content-Type", "text/event-stream")
+			w.WriteHeader(200)
+			io.WriteString(w, "data: first\n\n")
+			w.(http.Flusher).Flush()
+			select {
+			case <-r.Context().Done():
+				upstreamCancelled <- struct{}{}
+			case <-release:
+			}
+		case "body":
+			_, err := io.Copy(io.Discard, r.Body)
+			if err == nil {
+				t.Errorf("upstream received a complete body from a client that hung up mid-body")
+			}
+			upstreamCancelled <- struct{}{}
+		default:
+			sse(3)(w, r)
+		}
+	})
+	t.Cleanup(func() { once.Do(func() { close(release) }) })
+	served(t, h) // warm pools before the baseline
+	base := takeBaseline()
+
+	t.Run("upstream resets mid-stream", func(t *testing.T) {
+		req, _ := http.NewRequest("POST", h.url(), strings.NewReader("{}"))
+		req.Header.Set("X-Fault", "reset")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err == nil {
+			t.Errorf("stream ended cleanly with %q, want it aborted", body)
+		}
+		if !strings.HasPrefix(string(body), "data: first\n\n") {
+			t.Errorf("got %q, want the first event before the abort", body)
+		}
+		served(t, h)
+	})
+
+	t.Run("upstream stalls, client leaves", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		req, _ := http.NewRequestWithContext(ctx, "POST", h.url(), strings.NewReader("{}"))
+		req.Header.Set("X-Fault", "stall")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		line, err := bufio.NewReader(resp.Body).ReadString('\n')
+		if err != nil || line != "data: first\n" {
+			t.Fatalf("got %q %v, want the first event", line, err)
+		}
+		cancel()
+		resp.Body.Close()
+		select {
+		case <-upstreamCancelled:
+		case <-time.After(3 * time.Second):
+			t.Fatal("upstream request not cancelled after the client left")
+		}
+		served(t, h)
+	})
+
+	t.Run("client hangs up mid-body", func(t *testing.T) {
+		c, err := net.Dial("tcp", h.proxy.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(c, "POST /v1/responses HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Fault: body\r\nContent-Length: 100000\r\n\r\n%s", strings.Repeat("x", 1000))
+		time.Sleep(100 * time.Millisecond)
+		c.Close()
+		select {
+		case <-upstreamCancelled:
+		case <-time.After(3 * time.Second):
+			t.Fatal("upstream never saw the body end")
+		}
+		served(t, h)
+	})
+
+	t.Run("client hangs up mid-stream", func(t *testing.T) {
+		c, err := net.Dial("tcp", h.proxy.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(c, "POST /v1/responses HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Fault: stall\r\nContent-Length: 0\r\n\r\n")
+		br := bufio.NewReader(c)
+		c.SetDeadline(time.Now().Add(3 * time.Second))
+		if _, err := http.ReadResponse(br, nil); err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+		select {
+		case <-upstreamCancelled:
+		case <-time.After(3 * time.Second):
+			t.Fatal("upstream request not cancelled after the client hung up")
+		}
+		served(t, h)
+	})
+
+	t.Run("1000 connections opened and dropped", func(t *testing.T) {
+		var wg sync.WaitGroup
+		for i := range 1000 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c, err := net.DialTimeout("tcp", h.proxy.Listener.Addr().String(), 5*time.Second)
+				if err != nil {
+					return // a full accept queue may refuse some; the point is the proxy survives
+				}
+				if i%2 == 0 {
+					io.WriteString(c, "POST /v1/responses HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+				}
+				c.Close()
+			}()
+		}
+		wg.Wait()
+		served(t, h)
+	})
+
+	base.wait(t, h)
+}
+
+func TestShutdownRoute(t *testing.T) {
+	var calls atomic.Int32
+	h := newHarness(t, Config{Gate: Gate{Shutdown: true}, Shutdown: func() { calls.Add(1) }}, sse(1))
+	for range 2 {
+		resp := h.raw(t, "GET /shutdown HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+		if resp.StatusCode != 200 || resp.ContentLength != 0 {
+			t.Errorf("got %d (length %d), want a complete empty 200", resp.StatusCode, resp.ContentLength)
+		}
+	}
+	if got := calls.Load(); got != 1 {
+		t.Errorf("Shutdown called %d times, want 1", got)
+	}
+	if got := h.hits.Load(); got != 0 {
+		t.Errorf("upstream hits: got %d, want 0", got)
+	}
+}
+
+func TestPeerRefused(t *testing.T) {
+	h := newHarness(t, Config{AllowPeer: func(net.Conn) (bool, error) { return false, nil }}, sse(1))
+	resp := h.raw(t, "POST /v1/responses HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 2\r\n\r\n{}")
+	if resp.StatusCode != 403 {
+		t.Errorf("got %d, want 403", resp.StatusCode)
+	}
+	if got := h.hits.Load(); got != 0 {
+		t.Errorf("upstream hits: got %d, want 0", got)
+	}
+}
+
+func BenchmarkForward(b *testing.B) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"id":"resp_1","object":"response"}`)
+	}))
+	defer up.Close()
+	u, _ := url.Parse(up.URL + "/v1/responses")
+	client, err := upstream.New(upstream.Config{URL: u, Auth: []byte(testAuth)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	handler := New(Config{Upstream: client, Logf: func(string, ...any) {}})
+	body := strings.Repeat(`{"role":"user","content":"hello"},`, 100)
+	b.ReportAllocs()
+	for b.Loop() {
+		req := httptest.NewRequest("POST", "/v1/responses", strings.NewReader(body))
+		req.Host = "127.0.0.1:1"
+		w := httptest.NewRecorder()
+		handler.ServeHTTP(w, req)
+		if w.Code != 200 {
+			b.Fatalf("got %d", w.Code)
+		}
+	}
+}
