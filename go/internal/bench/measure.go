@@ -29,7 +29,7 @@ func newClient(conns int) *http.Client {
 		MaxIdleConns:          conns,
 		MaxIdleConnsPerHost:   conns,
 		DisableCompression:    true,
-		ResponseHeaderTimeout: 60 * time.Second,
+		ResponseHeaderTimeout: 15 * time.Second, // bounds a proxy that stalls a request
 	}}
 }
 

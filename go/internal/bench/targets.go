@@ -125,19 +125,28 @@ func (c nginxConfig) render() ([]byte, error) {
 	return b.Bytes(), nil
 }
 
+// write renders the config into Dir/nginx.conf, readable by us only.
+func (c nginxConfig) write() (string, error) {
+	conf, err := c.render()
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(c.Dir, "nginx.conf")
+	if err := os.WriteFile(path, conf, 0o600); err != nil {
+		return "", fmt.Errorf("writing nginx config: %w", err)
+	}
+	return path, nil
+}
+
 // startNginx writes a key-injecting reverse proxy config into dir (the
 // fake key has to be in it: nginx has no other way to learn it) and runs
 // nginx in the foreground with as many workers as our proxy has threads
 // running Go code (GOMAXPROCS), waiting until all workers are up.
 func startNginx(ctx context.Context, procs *procSet, dir, bin string, c nginxConfig) (*proc, error) {
 	c.Dir = dir
-	conf, err := c.render()
+	confPath, err := c.write()
 	if err != nil {
 		return nil, err
-	}
-	confPath := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(confPath, conf, 0o600); err != nil {
-		return nil, fmt.Errorf("writing nginx config: %w", err)
 	}
 	errorLog := filepath.Join(dir, "nginx-error.log")
 	cmd := exec.Command(bin, "-p", dir, "-e", errorLog, "-c", confPath, "-g", "daemon off;")
