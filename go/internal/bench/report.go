@@ -187,6 +187,7 @@ func (b *bench) report(ctx context.Context) int {
 	return code
 }
 
+// printTable writes the target x metric table, aligned and in Markdown.
 func (b *bench) printTable(w io.Writer) {
 	direct, nginx := b.result("direct"), b.result("nginx")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -198,7 +199,13 @@ func (b *bench) printTable(w io.Writer) {
 	if hasNginx {
 		header = append(header, "proxy vs nginx")
 	}
-	fmt.Fprintln(tw, strings.Join(header, "\t"))
+	mdRow := func(cells []string) { fmt.Fprintln(tw, "| "+strings.Join(cells, "\t| ")+"\t|") }
+	mdRow(header)
+	sep := make([]string, len(header))
+	for i := range sep {
+		sep[i] = "---"
+	}
+	mdRow(sep)
 	for _, r := range b.rows() {
 		label := r.label
 		if r.unit != "" {
@@ -223,10 +230,10 @@ func (b *bench) printTable(w io.Writer) {
 			}
 			line = append(line, s)
 		}
-		fmt.Fprintln(tw, strings.Join(line, "\t"))
+		mdRow(line)
 	}
 	_ = tw.Flush()
-	fmt.Fprintln(w, "(x) = ratio, (+/-) = difference, to direct; CPU and RSS are the proxy's process tree (nginx: master + workers)")
+	fmt.Fprintln(w, "\n(x) ratio and (+/-) difference to direct; CPU and RSS of the proxy's process tree (nginx: master + workers)")
 }
 
 func lookup(r *result, k string) (float64, bool) {
