@@ -194,7 +194,10 @@ func (c *Client) roundTrip(ctx context.Context, pc *conn, before, after []byte, 
 	if err != nil {
 		untouched := x.abort()
 		x.release(false)
-		return nil, !peeked && untouched && ctx.Err() == nil, err
+		// A timeout is not retried: it would only double the wait.
+		var ne net.Error
+		timeout := errors.As(err, &ne) && ne.Timeout()
+		return nil, !peeked && untouched && !timeout && ctx.Err() == nil, err
 	}
 	x.closeAfter = resp.Close || resp.StatusCode == http.StatusSwitchingProtocols
 	resp.Body = &respBody{x: x, rc: resp.Body}

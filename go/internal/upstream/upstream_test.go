@@ -507,3 +507,38 @@ func TestStalePooledConn(t *testing.T) {
 		})
 	}
 }
+
+// TestConcurrent shares one client between many goroutines: every request
+// succeeds and connections are reused rather than dialled per request.
+func TestConcurrent(t *testing.T) {
+	const workers, each = 32, 20
+	srv := newRawServer(t, serveOK)
+	c := newClient(t, srv.url("/v1/responses"), nil)
+	errc := make(chan error, workers)
+	for range workers {
+		go func() {
+			for range each {
+				resp, err := c.Do(context.Background(), nil, strings.NewReader("{}"), 2)
+				if err != nil {
+					errc <- err
+					return
+				}
+				_, err = io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if err != nil {
+					errc <- err
+					return
+				}
+			}
+			errc <- nil
+		}()
+	}
+	for range workers {
+		if err := within(t, errc, 4*wait, "a worker"); err != nil {
+			t.Errorf("worker: %v", err)
+		}
+	}
+	if n := srv.accepts.Load(); n > 2*workers {
+		t.Errorf("connections: got %d, want at most %d for %d requests", n, 2*workers, workers*each)
+	}
+}
