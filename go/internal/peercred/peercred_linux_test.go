@@ -12,35 +12,32 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // The test binary re-executes itself as a client under another uid: with
-// dialEnv set it connects to that address and, in mode "hold", stays connected
-// until the server closes; in mode "close" it hangs up at once.
-const (
-	dialEnv = "PEERCRED_TEST_DIAL"
-	modeEnv = "PEERCRED_TEST_MODE"
-)
+// dialEnv set it connects to that address and stays connected until the server
+// closes.
+const dialEnv = "PEERCRED_TEST_DIAL"
 
 const nobody = 65534
 
 func TestMain(m *testing.M) {
 	if addr := os.Getenv(dialEnv); addr != "" {
-		os.Exit(dialHelper(addr, os.Getenv(modeEnv)))
+		os.Exit(dialHelper(addr))
 	}
 	os.Exit(m.Run())
 }
 
-func dialHelper(addr, mode string) int {
+func dialHelper(addr string) int {
 	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
 	if err != nil {
 		return 2
 	}
 	defer c.Close()
-	if mode == "hold" {
-		c.SetReadDeadline(time.Now().Add(30 * time.Second))
-		io.Copy(io.Discard, c)
-	}
+	c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	io.Copy(io.Discard, c)
 	return 0
 }
 
@@ -80,16 +77,15 @@ func connectSelf(t *testing.T, ln *net.TCPListener) net.Conn {
 	return accept(t, ln)
 }
 
-// connectAs starts a copy of the test binary as uid and gid nobody, with no
-// supplementary groups, connecting to ln in mode ("hold" or "close"), and
-// returns the accepted connection and the running client.
-func connectAs(t *testing.T, ln *net.TCPListener, mode string) (net.Conn, *exec.Cmd) {
+// connectNobody starts a copy of the test binary as uid and gid nobody, with
+// no supplementary groups, connecting to ln, and returns the accepted end.
+func connectNobody(t *testing.T, ln *net.TCPListener) net.Conn {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to run a client as another uid")
 	}
 	cmd := exec.Command(nobodyExecutable(t), "-test.run=^$")
-	cmd.Env = append(os.Environ(), dialEnv+"="+ln.Addr().String(), modeEnv+"="+mode)
+	cmd.Env = append(os.Environ(), dialEnv+"="+ln.Addr().String())
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody, Groups: []uint32{}}}
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting client as uid %d: %v", nobody, err)
@@ -104,23 +100,7 @@ func connectAs(t *testing.T, ln *net.TCPListener, mode string) (net.Conn, *exec.
 			<-done
 		}
 	})
-	c := accept(t, ln)
-	if mode == "close" {
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			t.Fatal("client did not exit within 10s")
-		}
-		if code := cmd.ProcessState.ExitCode(); code != 0 {
-			t.Fatalf("client exit code: got %d, want 0", code)
-		}
-		// Its FIN has arrived once we read EOF.
-		c.SetReadDeadline(time.Now().Add(10 * time.Second))
-		if _, err := io.Copy(io.Discard, c); err != nil {
-			t.Fatalf("reading until the client's EOF: %v", err)
-		}
-	}
-	return c, cmd
+	return accept(t, ln)
 }
 
 // nobodyExecutable copies the test binary where uid nobody may execute it
@@ -225,11 +205,8 @@ func TestAllow(t *testing.T) {
 			},
 		},
 		{
-			name: "uid nobody",
-			connect: func(t *testing.T, ln *net.TCPListener) net.Conn {
-				c, _ := connectAs(t, ln, "hold")
-				return c
-			},
+			name:    "uid nobody",
+			connect: connectNobody,
 			policies: []policyCase{
 				{name: "user nobody", users: []string{"nobody"}, want: true},
 				{name: "uid 65534", users: []string{"65534"}, want: true},
@@ -279,25 +256,48 @@ func tcpAddrs(c net.Conn) (local, remote *net.TCPAddr) {
 	return c.LocalAddr().(*net.TCPAddr), c.RemoteAddr().(*net.TCPAddr)
 }
 
+// connectMapped connects to an IPv4 listener from an IPv6 socket, through the
+// v4-mapped address, as Java and other dual-stack clients do.
+func connectMapped(t *testing.T, ln *net.TCPListener) net.Conn {
+	t.Helper()
+	fd, err := unix.Socket(unix.AF_INET6, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatalf("IPv6 socket: %v", err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	sa := &unix.SockaddrInet6{Port: ln.Addr().(*net.TCPAddr).Port}
+	copy(sa.Addr[:], net.IPv4(127, 0, 0, 1).To16())
+	if err := unix.Connect(fd, sa); err != nil {
+		t.Fatalf("connecting to ::ffff:127.0.0.1: %v", err)
+	}
+	return accept(t, ln)
+}
+
 func TestLookupUID(t *testing.T) {
-	for _, network := range []string{"tcp4", "tcp6"} {
-		t.Run(network, func(t *testing.T) {
-			ln := listen(t, network)
-			self := connectSelf(t, ln)
-			other, _ := connectAs(t, ln, "hold")
+	self := uint32(os.Getuid())
+	tests := []struct {
+		network string
+		client  string
+		connect func(*testing.T, *net.TCPListener) net.Conn
+		want    uint32
+	}{
+		{"tcp4", "this process", connectSelf, self},
+		{"tcp4", "v4-mapped IPv6 socket", connectMapped, self},
+		{"tcp4", "uid nobody", connectNobody, nobody},
+		{"tcp6", "this process", connectSelf, self},
+		{"tcp6", "uid nobody", connectNobody, nobody},
+	}
+	for _, tc := range tests {
+		t.Run(tc.network+"/"+tc.client, func(t *testing.T) {
+			conn := tc.connect(t, listen(t, tc.network))
 			for _, lk := range lookups {
 				t.Run(lk.name, func(t *testing.T) {
-					for _, c := range []struct {
-						conn net.Conn
-						want uint32
-					}{{self, uint32(os.Getuid())}, {other, nobody}} {
-						got, err := lk.lookup(tcpAddrs(c.conn))
-						if err != nil {
-							t.Fatalf("lookup: %v", err)
-						}
-						if got != c.want {
-							t.Fatalf("uid: got %d, want %d", got, c.want)
-						}
+					got, err := lk.lookup(tcpAddrs(conn))
+					if err != nil {
+						t.Fatalf("lookup: %v", err)
+					}
+					if got != tc.want {
+						t.Fatalf("uid: got %d, want %d", got, tc.want)
 					}
 				})
 			}
@@ -306,11 +306,20 @@ func TestLookupUID(t *testing.T) {
 }
 
 // A peer that has hung up leaves a closing socket (FIN_WAIT2, later TIME_WAIT,
-// reported as uid 0): it must be refused, whichever uid the kernel reports, so
-// the policy below allows both root and nobody.
+// reported as uid 0) that no longer speaks for its owner: it is refused even
+// though the kernel may still report the owner's uid.
 func TestClosedPeerRefused(t *testing.T) {
 	ln := listen(t, "tcp4")
-	conn, _ := connectAs(t, ln, "close")
+	client, err := net.DialTimeout("tcp4", ln.Addr().String(), 10*time.Second)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	conn := accept(t, ln)
+	client.Close()
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.Copy(io.Discard, conn); err != nil {
+		t.Fatalf("reading until the client's EOF: %v", err)
+	}
 	for _, lk := range lookups {
 		t.Run(lk.name, func(t *testing.T) {
 			uid, err := lk.lookup(tcpAddrs(conn))
@@ -319,7 +328,7 @@ func TestClosedPeerRefused(t *testing.T) {
 			}
 		})
 	}
-	p, err := NewPolicy([]string{"root", "nobody"}, nil)
+	p, err := NewPolicy([]string{"0", strconv.Itoa(os.Getuid())}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
