@@ -124,11 +124,11 @@ func (p *Policy) Allow(conn net.Conn) (bool, error) {
 	local, lok := conn.LocalAddr().(*net.TCPAddr)
 	remote, rok := conn.RemoteAddr().(*net.TCPAddr)
 	if !lok || !rok {
-		return false, fmt.Errorf("identifying the peer of %s: not a TCP connection", conn.RemoteAddr())
+		return false, fmt.Errorf("not a TCP connection: %s", conn.RemoteAddr().Network())
 	}
 	uid, err := peerUID(local, remote)
 	if err != nil {
-		return false, fmt.Errorf("identifying the peer of %s: %w", remote, err)
+		return false, fmt.Errorf("finding the owner of the peer socket: %w", err)
 	}
 	if _, ok := p.uids[uid]; ok {
 		return true, nil
