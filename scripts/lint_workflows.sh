@@ -18,8 +18,10 @@ workflows=(.github/workflows/*.yml)
 }
 
 actionlint=$(scripts/tools.sh actionlint)
-# shellcheck and pyflakes, when installed, are picked up by actionlint for
-# run: scripts; without them it still checks syntax, expressions and types.
+# actionlint also runs ShellCheck and pyflakes on run: scripts when they are
+# installed (GitHub's Ubuntu runners have ShellCheck; on Debian, install the
+# package of that name); without them it still checks syntax, expressions
+# and types.
 "$actionlint" -no-color "${workflows[@]}"
 
 fail=0
