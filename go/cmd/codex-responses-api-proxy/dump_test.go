@@ -33,7 +33,9 @@ var dumpName = regexp.MustCompile(`^(\d{6})-\d+-(request|response)\.json$`)
 
 func TestDumpDir(t *testing.T) {
 	t.Parallel()
-	clientSecrets := []string{"client-" + randToken(t, 16), "proxy-" + randToken(t, 16), "cookie-" + randToken(t, 16), "setcookie-" + randToken(t, 16)}
+	clientSecrets := []string{"client-" + randToken(t, 16), "proxy-" + randToken(t, 16), "cookie-" + randToken(t, 16)}
+	// The client may see the upstream's cookie; the dump may not.
+	upstreamCookie := "setcookie-" + randToken(t, 16)
 	events := []string{
 		"event: response.created\ndata: {\"type\":\"response.created\"}\n\n",
 		"event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"Hi\"}\n\n",
@@ -42,7 +44,7 @@ func TestDumpDir(t *testing.T) {
 	up := newUpstream(t, false, func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "text/event-stream")
-		w.Header().Set("Set-Cookie", "session="+clientSecrets[3])
+		w.Header().Set("Set-Cookie", "session="+upstreamCookie)
 		w.WriteHeader(http.StatusOK)
 		for _, ev := range events {
 			io.WriteString(w, ev)
@@ -103,6 +105,9 @@ func TestDumpDir(t *testing.T) {
 		data, err := os.ReadFile(path)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if bytes.Contains(data, []byte(upstreamCookie)) {
+			t.Errorf("%s holds the upstream's Set-Cookie value", name)
 		}
 		var f dumpFile
 		if err := json.Unmarshal(data, &f); err != nil {

@@ -24,8 +24,9 @@ func asNobody(t *testing.T) *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
 }
 
-// sharedDir is a fresh directory that uid 65534 can search.
-func sharedDir(t *testing.T) string {
+// sharedDir is a fresh directory that uid 65534 can search; if writable,
+// uid 65534 owns it.
+func sharedDir(t *testing.T, writable bool) string {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "proxy-e2e-")
 	if err != nil {
@@ -35,6 +36,11 @@ func sharedDir(t *testing.T) string {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	if writable {
+		if err := os.Chown(dir, nobody, nobody); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return dir
 }
 
@@ -43,7 +49,7 @@ func sharedDir(t *testing.T) string {
 func TestServerInfoPrecreatedReadOnlyDir(t *testing.T) {
 	t.Parallel()
 	attr := asNobody(t)
-	dir := filepath.Join(sharedDir(t), "ro")
+	dir := filepath.Join(sharedDir(t, false), "ro")
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -82,9 +88,23 @@ func TestServerInfoPrecreatedReadOnlyDir(t *testing.T) {
 func TestHardening(t *testing.T) {
 	t.Parallel()
 	attr := asNobody(t)
+	// Start the proxy with core dumps allowed, so that it must forbid them
+	// itself (the soft limit is often 0 already).
+	var core syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_CORE, &core); err != nil {
+		t.Fatal(err)
+	}
+	if core.Max > 0 {
+		raised := core
+		raised.Cur = min(core.Max, 1<<20)
+		if err := syscall.Setrlimit(syscall.RLIMIT_CORE, &raised); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { syscall.Setrlimit(syscall.RLIMIT_CORE, &core) })
+	}
 	p := startProxy(t, options{
 		up:          countingUpstream(t),
-		serverInfo:  filepath.Join(sharedDir(t), "server-info.json"),
+		serverInfo:  filepath.Join(sharedDir(t, true), "server-info.json"),
 		env:         []string{"LD_FOO=1", "LD_LIBRARY_PATH=/nonexistent", "KEEP_ME=1"},
 		sysProcAttr: attr,
 	})
@@ -100,13 +120,16 @@ func TestHardening(t *testing.T) {
 	if uids := statusField(string(status), "Uid"); !strings.HasPrefix(uids, strconv.Itoa(nobody)) {
 		t.Fatalf("proxy Uid: got %q, want %d", uids, nobody)
 	}
-	// A non-dumpable process has its /proc/PID files owned by root.
-	fi, err := os.Stat(proc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if uid := fi.Sys().(*syscall.Stat_t).Uid; uid != 0 {
-		t.Errorf("%s owner: got uid %d, want 0 (PR_SET_DUMPABLE=0)", proc, uid)
+	// The kernel gives root the /proc/PID files of a non-dumpable process
+	// (on Linux 6.18 the /proc/PID directory itself keeps the process's uid).
+	for _, name := range []string{"status", "environ", "mem", "maps"} {
+		fi, err := os.Stat(proc + "/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if uid := fi.Sys().(*syscall.Stat_t).Uid; uid != 0 {
+			t.Errorf("/proc/PID/%s owner: got uid %d, want 0 (PR_SET_DUMPABLE=0)", name, uid)
+		}
 	}
 	lck := statusField(string(status), "VmLck")
 	if kb, err := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(lck), " kB")); err != nil || kb <= 0 {
