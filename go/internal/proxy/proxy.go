@@ -235,11 +235,12 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rec *record) {
 func (h *Handler) upstreamFailed(w http.ResponseWriter, r *http.Request, rec *record, body *bodyReader, err error) {
 	w.Header().Set("Connection", "close")
 	var tooBig *http.MaxBytesError
+	bodyErr := body.failure()
 	switch {
-	case errors.As(body.err, &tooBig):
+	case errors.As(bodyErr, &tooBig):
 		fail(w, rec, http.StatusRequestEntityTooLarge, "request body too large")
-	case body.err != nil:
-		h.cfg.Logf("reading request body: %v", body.err)
+	case bodyErr != nil:
+		h.cfg.Logf("reading request body: %v", bodyErr)
 		fail(w, rec, http.StatusBadRequest, "incomplete request body")
 	case r.Context().Err() != nil:
 		rec.status = 499 // the client went away; nobody is left to answer
@@ -250,18 +251,30 @@ func (h *Handler) upstreamFailed(w http.ResponseWriter, r *http.Request, rec *re
 }
 
 // bodyReader remembers the first error the client's body returned, so a
-// client fault is told apart from an upstream fault.
+// client fault is told apart from an upstream fault. The upstream client may
+// still be reading the body when Do returns, hence the lock.
 type bodyReader struct {
 	r   io.Reader
+	mu  sync.Mutex
 	err error
 }
 
 func (b *bodyReader) Read(p []byte) (int, error) {
 	n, err := b.r.Read(p)
-	if err != nil && err != io.EOF && b.err == nil {
-		b.err = err
+	if err != nil && err != io.EOF {
+		b.mu.Lock()
+		if b.err == nil {
+			b.err = err
+		}
+		b.mu.Unlock()
 	}
 	return n, err
+}
+
+func (b *bodyReader) failure() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.err
 }
 
 // dumpReader captures the request body and writes the request file once the

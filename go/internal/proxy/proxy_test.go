@@ -140,13 +140,15 @@ func TestForwardAndStatuses(t *testing.T) {
 		{name: "chunked forwarded, connection closed", req: "POST /v1/responses HTTP/1.1\r\n" + host + "Transfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n", want: 200, wantBody: "ok", hits: 1, close: true},
 		{name: "GET forbidden", req: "GET /v1/responses HTTP/1.1\r\n" + host + "\r\n", want: 403, close: true},
 		{name: "declared body too large", req: "POST /v1/responses HTTP/1.1\r\n" + host + "Content-Length: 2000\r\n\r\n", want: 413, close: true},
-		{name: "chunked body too large", req: "POST /v1/responses HTTP/1.1\r\n" + host + "Transfer-Encoding: chunked\r\n\r\n800\r\n" + strings.Repeat("a", 2048) + "\r\n0\r\n\r\n", want: 413, hits: -1, close: true},
 		{name: "too many headers", req: "POST /v1/responses HTTP/1.1\r\n" + host + strings.Repeat("X-A: 1\r\n", 101) + "Content-Length: 0\r\n\r\n", want: 431, close: true},
 		{name: "missing host", req: "POST /v1/responses HTTP/1.1\r\nContent-Length: 0\r\n\r\n", want: 400},
 		{name: "duplicate host", req: "POST /v1/responses HTTP/1.1\r\n" + host + host + "Content-Length: 0\r\n\r\n", want: 400},
 		{name: "conflicting content-length", req: "POST /v1/responses HTTP/1.1\r\n" + host + "Content-Length: 2\r\nContent-Length: 3\r\n\r\n{}", want: 400},
 		{name: "malformed content-length", req: "POST /v1/responses HTTP/1.1\r\n" + host + "Content-Length: 2x\r\n\r\n{}", want: 400},
 		{name: "unsupported transfer-encoding", req: "POST /v1/responses HTTP/1.1\r\n" + host + "Transfer-Encoding: gzip\r\n\r\n", want: 501},
+		// Last: its upstream request starts before the limit is hit, and
+		// may be counted after the next case has begun.
+		{name: "chunked body too large", req: "POST /v1/responses HTTP/1.1\r\n" + host + "Transfer-Encoding: chunked\r\n\r\n800\r\n" + strings.Repeat("a", 2048) + "\r\n0\r\n\r\n", want: 413, hits: -1, close: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
