@@ -24,7 +24,12 @@ const (
 	offsetDiagMsgState  = 1
 	offsetDiagMsgUID    = 64
 	inetDiagNoCookie    = ^uint32(0) // INET_DIAG_NOCOOKIE: match any socket cookie
-	tcpEstablished      = 1          // TCP_ESTABLISHED in <net/tcp_states.h> and /proc/net/tcp
+	// loopbackIfindex is lo's interface index in every network namespace
+	// (LOOPBACK_IFINDEX). The lookup matches a socket bound to no device
+	// whatever the index, and one bound to lo (curl --interface lo) only
+	// with this index.
+	loopbackIfindex = 1
+	tcpEstablished  = 1 // TCP_ESTABLISHED in <net/tcp_states.h> and /proc/net/tcp
 )
 
 // errNoPeer means the kernel has no established socket for the peer: it is
@@ -82,6 +87,7 @@ func diagPeerUID(local, remote *net.TCPAddr) (uint32, error) {
 	}
 	copy(id[4:20], src)
 	copy(id[20:36], dst)
+	ne.PutUint32(id[36:], loopbackIfindex)
 	ne.PutUint32(id[40:], inetDiagNoCookie)
 	ne.PutUint32(id[44:], inetDiagNoCookie)
 

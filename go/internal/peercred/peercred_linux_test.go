@@ -273,6 +273,25 @@ func connectMapped(t *testing.T, ln *net.TCPListener) net.Conn {
 	return accept(t, ln)
 }
 
+// connectBound connects from a socket bound to the loopback device, as
+// curl --interface lo does.
+func connectBound(t *testing.T, ln *net.TCPListener) net.Conn {
+	t.Helper()
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatalf("IPv4 socket: %v", err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	if err := unix.BindToDevice(fd, "lo"); err != nil {
+		t.Skipf("binding a socket to lo: %v", err)
+	}
+	sa := &unix.SockaddrInet4{Port: ln.Addr().(*net.TCPAddr).Port, Addr: [4]byte{127, 0, 0, 1}}
+	if err := unix.Connect(fd, sa); err != nil {
+		t.Fatalf("connecting to 127.0.0.1: %v", err)
+	}
+	return accept(t, ln)
+}
+
 func TestLookupUID(t *testing.T) {
 	self := uint32(os.Getuid())
 	tests := []struct {
@@ -283,6 +302,7 @@ func TestLookupUID(t *testing.T) {
 	}{
 		{"tcp4", "this process", connectSelf, self},
 		{"tcp4", "v4-mapped IPv6 socket", connectMapped, self},
+		{"tcp4", "socket bound to lo", connectBound, self},
 		{"tcp4", "uid nobody", connectNobody, nobody},
 		{"tcp6", "this process", connectSelf, self},
 		{"tcp6", "uid nobody", connectNobody, nobody},
