@@ -41,9 +41,9 @@ type Key struct {
 // Read reads one line from r straight into locked memory and returns it as a
 // Key. It calls r.Read with slices of that memory until it sees a newline or
 // EOF and never calls r.Read again once a newline has arrived; bytes after the
-// newline are zeroed. Trailing CR is removed. The key must be 1 to maxLen bytes
-// of [A-Za-z0-9_-]; otherwise Read zeroes and frees the memory and returns
-// ErrEmpty, ErrTooLong or ErrInvalid. Read errors are wrapped.
+// newline are zeroed. One trailing CR is removed. The key must be 1 to 1024
+// bytes of [A-Za-z0-9_-]; otherwise Read zeroes and frees the memory and
+// returns ErrEmpty, ErrTooLong or ErrInvalid. Read errors are wrapped.
 func Read(r io.Reader) (*Key, error) {
 	// prefix, key, one CR and the LF: the CR is trimmed and the LF replaced
 	// by "\r\n" in place.
