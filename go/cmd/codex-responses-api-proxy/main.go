@@ -127,7 +127,6 @@ func run(args []string) int {
 		if dumper, err = dump.New(c.DumpDir, logf); err != nil {
 			return fatalf(exitRuntime, "%v", err)
 		}
-		defer dumper.Wait()
 	}
 
 	ln, err := net.Listen("tcp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(int(c.Port))))
@@ -155,10 +154,12 @@ func run(args []string) int {
 		// A slow or silent client cannot hold a connection forever; there is
 		// no overall deadline, because model responses stream for minutes.
 		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       90 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ConnContext:       handler.ConnContext,
-		ErrorLog:          log.New(os.Stderr, progName+": ", 0),
+		// "OPTIONS *" is no exception to the allow-list.
+		DisableGeneralOptionsHandler: true,
+		IdleTimeout:                  90 * time.Second,
+		MaxHeaderBytes:               64 << 10,
+		ConnContext:                  handler.ConnContext,
+		ErrorLog:                     log.New(os.Stderr, progName+": ", 0),
 	}
 
 	if c.ServerInfo != "" {

@@ -15,7 +15,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -36,9 +35,8 @@ var credentialHeaders = map[string]bool{
 
 // Dumper numbers exchanges and writes their files.
 type Dumper struct {
-	dir     string
-	seq     atomic.Uint64
-	pending sync.WaitGroup
+	dir string
+	seq atomic.Uint64
 	// logf reports a failed write; dumping never fails a request.
 	logf func(format string, args ...any)
 }
@@ -50,9 +48,6 @@ func New(dir string, logf func(format string, args ...any)) (*Dumper, error) {
 	}
 	return &Dumper{dir: dir, logf: logf}, nil
 }
-
-// Wait blocks until every dump file started so far has been written.
-func (d *Dumper) Wait() { d.pending.Wait() }
 
 // Exchange collects one request and its response.
 type Exchange struct {
@@ -105,8 +100,8 @@ type responseFile struct {
 	Aborted       bool     `json:"aborted,omitempty"`
 }
 
-// Request writes the request file in the background, so the stream is never
-// delayed by the disk.
+// Request writes the request file. The proxy calls it once the whole body
+// has been passed upstream, so the disk never delays a byte of the request.
 func (e *Exchange) Request(method, url string, h http.Header, body *Body) {
 	e.write("request", requestFile{
 		Method: method, URL: url, Headers: headers(h),
@@ -114,8 +109,10 @@ func (e *Exchange) Request(method, url string, h http.Header, body *Body) {
 	})
 }
 
-// Response writes the response file in the background; aborted marks a stream
-// that ended with an error rather than cleanly.
+// Response writes the response file; aborted marks a stream that ended with
+// an error rather than cleanly. The proxy calls it after the last byte has
+// been flushed to the client and before it ends the response, so the file is
+// complete by the time a streamed response is.
 func (e *Exchange) Response(status int, h http.Header, body *Body, aborted bool) {
 	e.write("response", responseFile{
 		Status: status, Headers: headers(h),
@@ -131,13 +128,9 @@ func (e *Exchange) write(kind string, v any) {
 	}
 	data = append(data, '\n')
 	path := filepath.Join(e.d.dir, e.prefix+"-"+kind+".json")
-	e.d.pending.Add(1)
-	go func() {
-		defer e.d.pending.Done()
-		if err := writeExclusive(path, data); err != nil {
-			e.d.logf("dump: %v", err)
-		}
-	}()
+	if err := writeExclusive(path, data); err != nil {
+		e.d.logf("dump: %v", err)
+	}
 }
 
 // writeExclusive creates path with mode 0600, refusing to reuse or follow an
