@@ -76,6 +76,7 @@ func TestForbidden(t *testing.T) {
 	p := startProxy(t, options{up: up})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			before := up.hits.Load()
 			raw := strings.ReplaceAll(tt.raw, "{port}", fmt.Sprint(p.port))
 			resp, got := p.raw(raw)
 			if resp.StatusCode != http.StatusForbidden {
@@ -89,8 +90,8 @@ func TestForbidden(t *testing.T) {
 					t.Errorf("403 carries %s", name)
 				}
 			}
-			if n := up.hits.Load(); n != 0 {
-				t.Fatalf("upstream hits: got %d, want 0", n)
+			if n := up.hits.Load() - before; n != 0 {
+				t.Errorf("requests forwarded upstream: got %d, want 0", n)
 			}
 		})
 	}
