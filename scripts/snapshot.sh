@@ -6,6 +6,7 @@
 #   bash scripts/snapshot.sh --no-repro  # skip the second build (fast local loop)
 #
 # Checks, each fatal:
+#   - GoReleaser built HEAD (not its stand-in commit "none");
 #   - dist/checksums.txt verifies with sha256sum -c and lists all six archives
 #     and all six raw binaries, with the same sums dist/artifacts.json records;
 #   - each binary is for the OS and CPU its name says, the Linux ones are
@@ -40,16 +41,27 @@ head=$(git rev-parse --verify --quiet HEAD) || die "the repository has no commit
 
 goreleaser=$(scripts/tools.sh goreleaser)
 
+# Without a remote (a fresh `git init`, or this repository before it is
+# pushed), GoReleaser's snapshot mode drops all git information: commit
+# "none", zero timestamps, and a version that no longer names the commit.
+# Lend it a remote URL through the environment, for its git calls only; the
+# repository's config is not touched. The URL only feeds release templates.
+gitenv=()
+if ! git ls-remote --get-url >/dev/null 2>&1; then
+	gitenv=(GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=remote.origin.url
+		GIT_CONFIG_VALUE_0=https://github.com/openai/codex-responses-api-proxy.git)
+fi
+
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/snapshot.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 
 # check DIST: the checks that need to parse files, in one place. Prints, on
 # stdout, "GOOS_GOARCH PATH" for each of the six binaries.
 check() {
-	python3 - "$1" "$tmp/sums" <<'EOF'
+	python3 - "$1" "$tmp/sums" "$head" <<'EOF'
 import json, os, struct, sys
 
-dist, sums = sys.argv[1], sys.argv[2]
+dist, sums, head = sys.argv[1], sys.argv[2], sys.argv[3]
 BUILD_ID = "codex-responses-api-proxy"
 TARGETS = {f"{o}_{a}" for o in ("linux", "darwin", "windows") for a in ("amd64", "arm64")}
 ELF_MACHINE = {"amd64": 62, "arm64": 183}
@@ -104,6 +116,10 @@ def pe_machine(data, arch, name):
         fail(f"{name}: PE machine {machine:#x}, want {PE_MACHINE[arch]:#x}")
 
 
+with open(os.path.join(dist, "metadata.json"), encoding="utf-8") as f:
+    commit = json.load(f)["commit"]
+if commit != head:
+    fail(f"GoReleaser built commit {commit!r}, want HEAD {head!r}")
 with open(os.path.join(dist, "artifacts.json"), encoding="utf-8") as f:
     artifacts = json.load(f)
 
@@ -146,7 +162,7 @@ EOF
 }
 
 say "building the snapshot of $(git rev-parse --short HEAD) into dist/"
-"$goreleaser" release --snapshot --clean >&2
+env "${gitenv[@]}" "$goreleaser" release --snapshot --clean >&2
 
 check "$root/dist" >"$tmp/binaries"
 (cd "$tmp/sums" && sha256sum --strict --quiet -c "$root/dist/checksums.txt") ||
@@ -170,7 +186,7 @@ if ((repro)); then
 			rm -f "$tmp/src/$f"
 		fi
 	done
-	(cd "$tmp/src" && "$goreleaser" release --snapshot --clean >&2)
+	(cd "$tmp/src" && env "${gitenv[@]}" "$goreleaser" release --snapshot --clean >&2)
 	check "$tmp/src/dist" >"$tmp/binaries2"
 	paste -d' ' "$tmp/binaries" "$tmp/binaries2" | while read -r target a _ b; do
 		cmp -s "$a" "$b" || die "$target binary differs between the two builds: $a $b"
