@@ -20,7 +20,10 @@ done
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-(cd "$root/go" && go build -o "$tmp/codex-responses-api-proxy" ./cmd/codex-responses-api-proxy)
+# Built, not `go run`: the benchmark's exit code (1 broken, 2 target missed)
+# must come through.
+(cd "$root/go" && go build -o "$tmp/codex-responses-api-proxy" ./cmd/codex-responses-api-proxy &&
+  go build -o "$tmp/bench" ./internal/bench)
 args=(--proxy-bin "$tmp/codex-responses-api-proxy")
 
 if [[ $smoke == 0 ]]; then
@@ -42,5 +45,4 @@ if [[ $smoke == 0 ]]; then
   args+=(--json "$root/bench-results/bench.json")
 fi
 
-cd "$root/go"
-go run ./internal/bench "${args[@]}" "$@"
+"$tmp/bench" "${args[@]}" "$@"
