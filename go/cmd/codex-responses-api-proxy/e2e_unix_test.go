@@ -133,8 +133,8 @@ func TestServerInfoSymlinkRefused(t *testing.T) {
 				t.Fatal(err)
 			}
 			p := launch(t, options{up: countingUpstream(t), serverInfo: link})
-			if code := p.waitExit(); code == 0 {
-				t.Errorf("exit code: got 0, want non-zero")
+			if code := p.waitExit(); code != 1 {
+				t.Errorf("exit code: got %d, want 1", code)
 			}
 			stderr := p.stderr.String()
 			if !strings.Contains(stderr, linePrefix+"error:") || !strings.Contains(stderr, "server info") {

@@ -143,6 +143,11 @@ func TestForwarding(t *testing.T) {
 				if !bytes.Equal(gotBody, respBody) {
 					t.Errorf("response body: got %d bytes, want the upstream's %d bytes, identical", len(gotBody), len(respBody))
 				}
+				// The handler logs once it has returned, after the client has the body.
+				logged := waitFor(exitTimeout, func() bool { return hasAccessLine(p.stderr.String(), "/v1/responses", "201", "req_e2e") })
+				if !logged {
+					t.Errorf("stderr: got %q, want an access line with the path, status 201 and the upstream request id", p.stderr.String())
+				}
 			})
 		}
 	}
@@ -474,4 +479,18 @@ func TestClientDisconnectCancelsUpstream(t *testing.T) {
 			}
 		})
 	}
+}
+
+// hasAccessLine reports whether some line of log holds all of parts.
+func hasAccessLine(log string, parts ...string) bool {
+	for _, line := range strings.Split(log, "\n") {
+		all := true
+		for _, part := range parts {
+			all = all && strings.Contains(line, part)
+		}
+		if all {
+			return true
+		}
+	}
+	return false
 }
