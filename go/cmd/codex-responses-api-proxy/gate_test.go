@@ -1,6 +1,7 @@
 package main_test
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"net"
@@ -259,6 +260,41 @@ func TestFraming(t *testing.T) {
 			}
 		})
 	}
+	t.Run("Expect 100-continue", func(t *testing.T) {
+		c := p.dial()
+		defer c.Close()
+		const body = `{"model":"m"}`
+		head := fmt.Sprintf("POST /v1/responses HTTP/1.1\r\nHost: %s\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n", p.addr, len(body))
+		if _, err := io.WriteString(c, head); err != nil {
+			t.Fatal(err)
+		}
+		br := bufio.NewReader(c)
+		interim, err := http.ReadResponse(br, nil)
+		if err != nil || interim.StatusCode != http.StatusContinue {
+			t.Fatalf("interim response: got %v, %v; want 100 Continue", interim, err)
+		}
+		if _, err := io.WriteString(c, body); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("final response: %v", err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("status: got %d, want %d", resp.StatusCode, http.StatusOK)
+		}
+	})
+	t.Run("Expect 100-continue refused without reading the body", func(t *testing.T) {
+		before := up.hits.Load()
+		resp, _ := p.raw("POST /v1/responses HTTP/1.1\r\nHost: attacker.example\r\nExpect: 100-continue\r\nContent-Length: 1000000\r\n\r\n")
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("status: got %d, want %d", resp.StatusCode, http.StatusForbidden)
+		}
+		if got := up.hits.Load(); got != before {
+			t.Errorf("upstream hits: got %d, want %d", got, before)
+		}
+	})
 	t.Run("Content-Length keeps the connection", func(t *testing.T) {
 		c := p.dial()
 		defer c.Close()

@@ -189,6 +189,50 @@ func TestBadKeys(t *testing.T) {
 	}
 }
 
+// TestRuntimeStartupErrors: failures after the command line was accepted
+// exit 1 with one error line, and no server info.
+func TestRuntimeStartupErrors(t *testing.T) {
+	t.Parallel()
+	busy, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { busy.Close() }) // the subtests run after this function returns
+	file := filepath.Join(t.TempDir(), "a-file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		args    []string
+		info    string // --server-info, if not the default
+		mention string
+	}{
+		{name: "port in use", args: []string{"--port", fmt.Sprint(busy.Addr().(*net.TCPAddr).Port)}, mention: fmt.Sprint(busy.Addr().(*net.TCPAddr).Port)},
+		{name: "dump dir is a file", args: []string{"--dump-dir", file}, mention: "dump"},
+		{name: "server info under a file", info: filepath.Join(file, "info.json"), mention: "server info"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			info := tt.info
+			if info == "" {
+				info = filepath.Join(t.TempDir(), "info.json")
+			}
+			p := launch(t, options{up: countingUpstream(t), args: tt.args, serverInfo: info})
+			if code := p.waitExit(); code != 1 {
+				t.Errorf("exit code: got %d, want 1; stderr:\n%s", code, p.stderr.String())
+			}
+			if stderr := p.stderr.String(); !strings.Contains(stderr, linePrefix+"error:") || !strings.Contains(stderr, tt.mention) {
+				t.Errorf("stderr: got %q, want an error line mentioning %q", stderr, tt.mention)
+			}
+			if _, err := os.Stat(info); err == nil {
+				t.Errorf("server info: got a file, want none")
+			}
+		})
+	}
+}
+
 // TestGoodKeyShapes: the accepted line endings and lengths all give the
 // upstream exactly "Bearer <key>".
 func TestGoodKeyShapes(t *testing.T) {
