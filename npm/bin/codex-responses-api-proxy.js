@@ -68,16 +68,19 @@ function main() {
     return;
   }
 
-  const child = spawn(bin, process.argv.slice(2), { stdio: "inherit" });
-
   // Node dies on SIGINT/SIGTERM/SIGHUP unless a handler exists; with one, we
   // stay alive long enough to pass the signal on and then mirror the outcome.
+  // The handlers go in before the spawn: a signal arriving between the two
+  // would otherwise kill Node and leave the binary running. They run from the
+  // event loop, so only once child below is set.
   const forward = (signal) => {
     child.kill(signal);
   };
   for (const signal of FORWARDED_SIGNALS) {
     process.on(signal, forward);
   }
+
+  const child = spawn(bin, process.argv.slice(2), { stdio: "inherit" });
 
   child.on("error", (err) => {
     if (child.pid === undefined) {

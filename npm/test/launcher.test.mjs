@@ -33,12 +33,14 @@ case "$1" in
   stdin) cksum ;;
   exit) exit "$2" ;;
   trap)
-    sleep 20 & sleeper=$!
-    trap 'kill $sleeper; exit 43' TERM
-    trap 'kill $sleeper; exit 44' INT
-    trap 'kill $sleeper; exit 45' HUP
+    trap 'exit 43' TERM
+    trap 'exit 44' INT
+    trap 'exit 45' HUP
     echo ready
-    wait $sleeper
+    # Short foreground sleeps: the shell runs a trap once the current one
+    # ends. (A single "wait" can miss a signal that came just before it.)
+    i=0
+    while [ "$i" -lt 200 ]; do sleep 0.1; i=$((i + 1)); done
     exit 99 ;;
   die) kill -"$2" $$; sleep 5; exit 98 ;;
   *) echo "fake binary: unknown mode $1" >&2; exit 97 ;;
