@@ -148,16 +148,10 @@ func TestHardening(t *testing.T) {
 		}
 	}
 
-	environ, err := os.ReadFile(proc + "/environ")
-	if err != nil {
-		t.Fatal(err)
-	}
-	vars := strings.Split(strings.TrimRight(string(environ), "\x00"), "\x00")
-	for _, v := range vars {
-		if strings.HasPrefix(v, "LD_") {
-			t.Errorf("/proc/PID/environ still holds %q", v)
-		}
-	}
+	// LD_* removal is checked inside the process by the harden package's
+	// tests: it edits the environment children would inherit, while
+	// /proc/PID/environ keeps showing the block the kernel set up at exec,
+	// which only root can read once the process is non-dumpable.
 }
 
 func statusField(status, name string) string {

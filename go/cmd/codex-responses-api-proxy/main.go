@@ -134,6 +134,10 @@ func run(args []string) int {
 		return fatalf(exitRuntime, "listening on 127.0.0.1:%d: %v", c.Port, err)
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
+	// From here on SIGINT and SIGTERM mean a graceful stop; catch them before
+	// the server-info file tells anyone that we are up.
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
 
 	stop := make(chan struct{})
 	cfg := proxy.Config{
@@ -174,8 +178,6 @@ func run(args []string) int {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(netlimit.Limit(ln, c.MaxConnections)) }()
 
-	signals := make(chan os.Signal, 1)
-	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
 	select {
 	case err := <-served:
 		return fatalf(exitRuntime, "serving: %v", err)
