@@ -19,7 +19,7 @@ type conn struct {
 	nc  net.Conn // what requests are written to: *net.TCPConn or *tls.Conn
 	raw net.Conn // the TCP connection underneath; closing it aborts everything
 	br  *bufio.Reader
-	iov [3][]byte // backing array for the plain-TCP writev
+	iov [4][]byte // backing array for the plain-TCP writev
 
 	closeOnce sync.Once
 
@@ -36,18 +36,21 @@ func (pc *conn) close() {
 	pc.closeOnce.Do(func() { _ = pc.raw.Close() })
 }
 
-// writeHead writes the request head with the Auth line in place, never
-// copying auth into a buffer of ours (see the package comment).
-func (pc *conn) writeHead(before, auth, after []byte) error {
+// writeHead writes the request head, with the Auth line as one of its
+// slices, never copying auth into a buffer of ours (see the package comment).
+func (pc *conn) writeHead(head [][]byte) error {
 	if tc, ok := pc.nc.(*tls.Conn); ok {
-		for _, p := range [...][]byte{before, auth, after} {
+		for _, p := range head {
+			if len(p) == 0 {
+				continue
+			}
 			if _, err := tc.Write(p); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
-	bufs := net.Buffers(append(pc.iov[:0], before, auth, after))
+	bufs := net.Buffers(append(pc.iov[:0], head...))
 	_, err := bufs.WriteTo(pc.nc)
 	return err
 }

@@ -173,13 +173,15 @@ func (x *exchange) failure(what string, err error) error {
 	return fmt.Errorf("%s: %w", what, err)
 }
 
-// roundTrip runs one exchange on pc. retry reports that nothing of the
+// roundTrip runs one exchange on pc: head is the request head with the Auth
+// line as its own slice (see conn.writeHead), then body, if any, is streamed
+// by a writer goroutine. retry reports that nothing of the
 // response was read and nothing of the body consumed, so the request may be
 // sent again on another connection.
-func (c *Client) roundTrip(ctx context.Context, pc *conn, before, after []byte, body io.Reader, contentLength int64) (resp *http.Response, retry bool, err error) {
+func (c *Client) roundTrip(ctx context.Context, pc *conn, head [][]byte, body io.Reader, contentLength int64) (resp *http.Response, retry bool, err error) {
 	x := &exchange{c: c, pc: pc, ctx: ctx}
 	x.stop = context.AfterFunc(ctx, pc.close)
-	if err := pc.writeHead(before, c.auth, after); err != nil {
+	if err := pc.writeHead(head); err != nil {
 		x.release(false)
 		return nil, ctx.Err() == nil, x.failure("writing request head", err)
 	}

@@ -147,6 +147,25 @@ func putBody(b *[bodyBufSize]byte) {
 // errShortBody is wrapped when the body ends before the declared length.
 var errShortBody = fmt.Errorf("request body shorter than its Content-Length: %w", io.ErrUnexpectedEOF)
 
+// readInline fills p with the whole body and makes sure it ends there, so
+// the caller's reader sees its EOF as it would when streamed.
+func readInline(body io.Reader, p []byte) error {
+	if _, err := io.ReadFull(body, p); err != nil {
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return errShortBody
+		}
+		return err
+	}
+	var extra [1]byte
+	switch n, err := body.Read(extra[:]); {
+	case n > 0:
+		return errors.New("request body longer than its Content-Length")
+	case err != nil && err != io.EOF:
+		return err
+	}
+	return nil
+}
+
 // writeBody copies body to the connection, framed by contentLength. It
 // runs on its own goroutine and reports through x.
 func (x *exchange) writeBody(body io.Reader, contentLength int64) {

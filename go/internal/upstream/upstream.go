@@ -209,12 +209,25 @@ func (c *Client) Do(ctx context.Context, header http.Header, body io.Reader, con
 	if body == nil {
 		body = http.NoBody
 	}
+	// A small body of known length is read first and leaves with the head in
+	// one write: no writer goroutine, no second system call (issue 5). It
+	// also makes a retry on a stale pooled connection possible.
+	var inline []byte
+	if contentLength > 0 && contentLength <= bodyBufSize {
+		buf := bodyPool.Get().(*[bodyBufSize]byte)
+		defer putBody(buf)
+		inline = buf[:contentLength]
+		if err := readInline(body, inline); err != nil {
+			return nil, fmt.Errorf("reading request body: %w", err)
+		}
+		body, contentLength = http.NoBody, 0
+	}
 	for fresh := false; ; fresh = true {
 		pc, reused, err := c.getConn(ctx, fresh)
 		if err != nil {
 			return nil, err
 		}
-		resp, retry, err := c.roundTrip(ctx, pc, before, after, body, contentLength)
+		resp, retry, err := c.roundTrip(ctx, pc, [][]byte{before, c.auth, after, inline}, body, contentLength)
 		if err == nil {
 			return resp, nil
 		}

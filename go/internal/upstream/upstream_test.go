@@ -330,14 +330,17 @@ func TestResponseHeaderTimeout(t *testing.T) {
 var errBoom = errors.New("client went away")
 
 // TestBodyReadError: a failing body aborts the request; the upstream never
-// sees it complete and the error wraps the cause.
+// sees it complete and the error wraps the cause. A small body of known
+// length is read before anything is sent, so its failure opens no connection.
 func TestBodyReadError(t *testing.T) {
+	const streamed = bodyBufSize + 10 // too large to send inline with the head
 	tests := []struct {
 		name          string
 		body          io.Reader
 		contentLength int64
 		wantErr       error
 		wantWire      string // what the upstream received after the head
+		wantNoConn    bool
 	}{
 		{
 			name:          "chunked",
@@ -349,16 +352,30 @@ func TestBodyReadError(t *testing.T) {
 		{
 			name:          "content-length",
 			body:          &piecesReader{pieces: []string{"part"}, err: errBoom},
-			contentLength: 10,
+			contentLength: streamed,
 			wantErr:       errBoom,
 			wantWire:      "part",
 		},
 		{
 			name:          "short body",
 			body:          strings.NewReader("abc"),
-			contentLength: 10,
+			contentLength: streamed,
 			wantErr:       io.ErrUnexpectedEOF,
 			wantWire:      "abc",
+		},
+		{
+			name:          "content-length inline",
+			body:          &piecesReader{pieces: []string{"part"}, err: errBoom},
+			contentLength: 10,
+			wantErr:       errBoom,
+			wantNoConn:    true,
+		},
+		{
+			name:          "short body inline",
+			body:          strings.NewReader("abc"),
+			contentLength: 10,
+			wantErr:       io.ErrUnexpectedEOF,
+			wantNoConn:    true,
 		},
 	}
 	for _, tc := range tests {
@@ -376,6 +393,12 @@ func TestBodyReadError(t *testing.T) {
 			_, err := c.Do(ctx, nil, tc.body, tc.contentLength)
 			if !errors.Is(err, tc.wantErr) {
 				t.Fatalf("Do: got %v, want %v", err, tc.wantErr)
+			}
+			if tc.wantNoConn {
+				if n := srv.accepts.Load(); n != 0 {
+					t.Errorf("connections: got %d, want 0", n)
+				}
+				return
 			}
 			if g := within(t, got, wait, "the upstream to see the close"); g != tc.wantWire {
 				t.Errorf("upstream received: got %q, want %q", g, tc.wantWire)
@@ -469,7 +492,8 @@ func TestStalePooledConn(t *testing.T) {
 		wantRetry bool
 	}{
 		{name: "closed after request, no body: retried", body: "", wantRetry: true},
-		{name: "closed after request, body consumed: error", body: "{}", wantRetry: false},
+		{name: "closed after request, small body held: retried", body: "{}", wantRetry: true},
+		{name: "closed after request, streamed body consumed: error", body: strings.Repeat("x", bodyBufSize+1), wantRetry: false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
