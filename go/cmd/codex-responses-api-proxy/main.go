@@ -9,6 +9,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -68,13 +69,15 @@ type cli struct {
 	Version        kong.VersionFlag `help:"Print the version and exit."`
 }
 
+var stderr = newLineLog(os.Stderr)
+
 func main() {
-	os.Exit(run(os.Args[1:]))
+	code := run(os.Args[1:])
+	stderr.flush()
+	os.Exit(code)
 }
 
-func logf(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, progName+": "+format+"\n", args...)
-}
+func logf(format string, args ...any) { stderr.logf(format, args...) }
 
 func fatalf(code int, format string, args ...any) int {
 	logf("error: "+format, args...)
@@ -147,7 +150,7 @@ func run(args []string) int {
 		Dumper:       dumper,
 		MaxBodyBytes: c.MaxBodyBytes,
 		Shutdown:     func() { close(stop) },
-		Logf:         logf,
+		Logf:         stderr.batchf,
 	}
 	if policy != nil {
 		cfg.AllowPeer = policy.Allow
@@ -163,7 +166,7 @@ func run(args []string) int {
 		IdleTimeout:                  90 * time.Second,
 		MaxHeaderBytes:               64 << 10,
 		ConnContext:                  handler.ConnContext,
-		ErrorLog:                     log.New(os.Stderr, progName+": ", 0),
+		ErrorLog:                     log.New(serverErrors{}, "", 0),
 	}
 
 	if c.ServerInfo != "" {
@@ -195,6 +198,14 @@ func run(args []string) int {
 	}
 	client.CloseIdleConnections()
 	return exitOK
+}
+
+// serverErrors routes net/http's own error lines into the batched log.
+type serverErrors struct{}
+
+func (serverErrors) Write(p []byte) (int, error) {
+	stderr.batchf("%s", bytes.TrimSuffix(p, []byte("\n")))
+	return len(p), nil
 }
 
 // parseUpstream accepts only an absolute http or https URL with a host; it is
