@@ -31,12 +31,20 @@ func TestKeyCensus(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("reading the proxy's memory needs root (CAP_SYS_PTRACE): the proxy is not dumpable; not root")
 	}
-	for _, useTLS := range []bool{false, true} {
-		name := "plain HTTP upstream"
-		if useTLS {
-			name = "TLS upstream"
-		}
-		t.Run(name, func(t *testing.T) {
+	tests := []struct {
+		name          string
+		useTLS        bool
+		noMemfdSecret bool
+	}{
+		{name: "plain HTTP upstream", useTLS: false},
+		{name: "TLS upstream", useTLS: true},
+		// The fallback for kernels without memfd_secret(2): exactly one
+		// readable copy, locked.
+		{name: "TLS upstream without memfd_secret", useTLS: true, noMemfdSecret: true},
+	}
+	for _, tc := range tests {
+		useTLS := tc.useTLS
+		t.Run(tc.name, func(t *testing.T) {
 			up := newUpstream(t, useTLS, func(w http.ResponseWriter, r *http.Request) {
 				body, _ := io.ReadAll(r.Body)
 				if !strings.Contains(string(body), `"stream":true`) {
@@ -49,7 +57,10 @@ func TestKeyCensus(t *testing.T) {
 					sendEvent(w, "response.output_text.delta", fmt.Sprintf(`{"delta":"%d"}`, i))
 				}
 			})
-			p := startProxy(t, options{up: up})
+			p := startProxy(t, options{up: up, noMemfdSecret: tc.noMemfdSecret})
+			if want := map[bool]string{false: "memfd_secret", true: "mlock"}[tc.noMemfdSecret]; !strings.Contains(p.stderr.String(), "key in "+want+" memory") {
+				t.Fatalf("startup line does not say the key is in %s memory:\n%s", want, p.stderr.String())
+			}
 
 			sendCensusTraffic(t, p)
 			up.settle(t)
@@ -64,7 +75,7 @@ func TestKeyCensus(t *testing.T) {
 			// The report masks the key: it shows where each copy is and the
 			// bytes around it, which name the Go object that holds it.
 			t.Logf("census of the key in pid %d: %v", p.pid(), r)
-			checkCensus(t, r)
+			checkCensus(t, r, !tc.noMemfdSecret)
 		})
 	}
 }
@@ -72,8 +83,11 @@ func TestKeyCensus(t *testing.T) {
 // checkCensus accepts one locked readable copy, or none readable with the
 // key in the one [secretmem] region. Any other unreadable region could hide a
 // copy, so it fails the census too.
-func checkCensus(t *testing.T, r memcensus.Report) {
+func checkCensus(t *testing.T, r memcensus.Report, secretmem bool) {
 	t.Helper()
+	if secretmem != (len(r.Unreadable) > 0) {
+		t.Errorf("got %d unreadable regions, want the key in memfd_secret memory: %v", len(r.Unreadable), secretmem)
+	}
 	secret := 0
 	for _, u := range r.Unreadable {
 		if u.Mapping != "[secretmem]" {

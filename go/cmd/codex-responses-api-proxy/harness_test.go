@@ -46,7 +46,14 @@ const (
 	ioTimeout    = 10 * time.Second
 )
 
+// noMemfdSecretEnv, set to the proxy's path, makes the test binary exec the
+// proxy with memfd_secret(2) unavailable (see execWithoutMemfdSecret).
+const noMemfdSecretEnv = "E2E_EXEC_WITHOUT_MEMFD_SECRET="
+
 func TestMain(m *testing.M) {
+	if bin, ok := os.LookupEnv(strings.TrimSuffix(noMemfdSecretEnv, "=")); ok {
+		execWithoutMemfdSecret(bin)
+	}
 	code, err := buildAndRun(m)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: %v\n", err)
@@ -134,6 +141,8 @@ type options struct {
 	noServerInfo bool
 	dumpDir      string
 	sysProcAttr  *syscall.SysProcAttr
+	// noMemfdSecret runs the proxy as if the kernel had no memfd_secret(2).
+	noMemfdSecret bool
 }
 
 // proxyProc is one running (or exited) proxy.
@@ -186,6 +195,10 @@ func launch(t testing.TB, o options) *proxyProc {
 	}
 
 	p.cmd = exec.Command(binPath, args...)
+	if o.noMemfdSecret {
+		p.cmd = exec.Command(os.Args[0], args...)
+		env = append(env, noMemfdSecretEnv+binPath)
+	}
 	p.cmd.Env = env
 	if p.cmd.Env == nil {
 		p.cmd.Env = []string{}
