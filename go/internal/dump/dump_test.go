@@ -1,0 +1,92 @@
+package dump
+
+import (
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestBodyTruncates(t *testing.T) {
+	var b Body
+	chunk := strings.Repeat("x", 1<<20)
+	for range MaxBody/len(chunk) + 2 {
+		if n, err := b.Write([]byte(chunk)); n != len(chunk) || err != nil {
+			t.Fatalf("Write: got %d, %v, want %d, nil", n, err, len(chunk))
+		}
+	}
+	if b.buf.Len() != MaxBody || !b.truncated {
+		t.Errorf("got %d bytes kept (truncated %v), want %d and truncated", b.buf.Len(), b.truncated, MaxBody)
+	}
+}
+
+func TestExchangeFiles(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "dumps")
+	var logged []string
+	d, err := New(dir, func(format string, args ...any) { logged = append(logged, format) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex := d.Start()
+	var req, resp Body
+	req.Write([]byte(`{"model":"m"}`))
+	resp.Write([]byte("data: x\n\n"))
+	ex.Request("POST", "https://api.example/v1/responses", http.Header{
+		"Authorization": {"Bearer secret"}, "Cookie": {"a=b"}, "Content-Type": {"application/json"},
+	}, &req)
+	ex.Response(200, http.Header{"Set-Cookie": {"c=d"}, "Proxy-Authorization": {"Basic x"}}, &resp, true)
+	if len(logged) != 0 {
+		t.Errorf("got logged failures %q, want none", logged)
+	}
+
+	if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("dump dir: got %v %v, want mode 0700", fi.Mode().Perm(), err)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "000001-*"))
+	if len(files) != 2 {
+		t.Fatalf("got files %q, want a request and a response", files)
+	}
+	for _, f := range files {
+		fi, _ := os.Stat(f)
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: got mode %v, want 0600", f, fi.Mode().Perm())
+		}
+		data, _ := os.ReadFile(f)
+		for _, secret := range []string{"secret", "a=b", "c=d", "Basic x"} {
+			if strings.Contains(string(data), secret) {
+				t.Errorf("%s holds %q:\n%s", f, secret, data)
+			}
+		}
+		var v map[string]any
+		if err := json.Unmarshal(data, &v); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		switch {
+		case strings.HasSuffix(f, "-request.json"):
+			if body, ok := v["body"].(map[string]any); !ok || body["model"] != "m" {
+				t.Errorf("request body: got %v, want the JSON object", v["body"])
+			}
+		case strings.HasSuffix(f, "-response.json"):
+			if v["body"] != "data: x\n\n" || v["aborted"] != true || v["status"] != float64(200) {
+				t.Errorf("response: got %v", v)
+			}
+		}
+	}
+}
+
+func TestWriteExclusiveRefusesExisting(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "target")
+	link := filepath.Join(dir, "000001-1-request.json")
+	if err := os.Symlink(target, link); err != nil {
+		t.Skipf("symlinks unavailable: %v", err)
+	}
+	if err := writeExclusive(link, []byte("x")); err == nil {
+		t.Errorf("writeExclusive through a planted symlink: got nil error, want one")
+	}
+	if _, err := os.Stat(target); !os.IsNotExist(err) {
+		t.Errorf("symlink target was created: %v", err)
+	}
+}
