@@ -87,7 +87,9 @@ func FuzzHeaderFilter(f *testing.F) {
 		out := outboundHeader(in)
 		named := map[string]bool{}
 		for _, n := range strings.Split(connection, ",") {
-			named[textproto.CanonicalMIMEHeaderKey(textproto.TrimString(n))] = true
+			if n = textproto.TrimString(n); n != "" {
+				named[textproto.CanonicalMIMEHeaderKey(n)] = true
+			}
 		}
 		for key := range out {
 			canon := textproto.CanonicalMIMEHeaderKey(key)
