@@ -58,7 +58,9 @@ func TestKeyCensus(t *testing.T) {
 				}
 			})
 			p := startProxy(t, options{up: up, noMemfdSecret: tc.noMemfdSecret})
-			if want := map[bool]string{false: "memfd_secret", true: "mlock"}[tc.noMemfdSecret]; !strings.Contains(p.stderr.String(), "key in "+want+" memory") {
+			// The startup line follows the server-info file.
+			want := map[bool]string{false: "memfd_secret", true: "mlock"}[tc.noMemfdSecret]
+			if !waitFor(ioTimeout, func() bool { return strings.Contains(p.stderr.String(), "key in "+want+" memory") }) {
 				t.Fatalf("startup line does not say the key is in %s memory:\n%s", want, p.stderr.String())
 			}
 
