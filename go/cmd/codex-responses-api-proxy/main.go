@@ -119,7 +119,6 @@ func run(args []string) int {
 		logf("hint: pipe the key on standard input, e.g. printenv OPENAI_API_KEY | env -u OPENAI_API_KEY %s", progName)
 		return exitRuntime
 	}
-	defer key.Destroy()
 
 	client, err := upstream.New(upstream.Config{URL: upstreamURL, Auth: key.HeaderLine()})
 	if err != nil {
@@ -194,9 +193,13 @@ func run(args []string) int {
 	defer cancel()
 	if err := srv.Shutdown(ctx); errors.Is(err, context.DeadlineExceeded) {
 		logf("grace period over, closing remaining streams")
+		// Handlers may still be writing the key upstream: the exit, not
+		// Destroy, takes the key away from them.
 		srv.Close()
+		return exitOK
 	}
 	client.CloseIdleConnections()
+	key.Destroy()
 	return exitOK
 }
 
