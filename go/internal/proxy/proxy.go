@@ -307,36 +307,54 @@ func headerCount(h http.Header) int {
 	return n
 }
 
-// bufPool holds the copy buffers of running streams: 16 KiB is several
-// events per read, and keeps 1,000 concurrent streams well inside 64 MiB.
+// bufPool holds the copy buffers of streams that have data moving: 16 KiB
+// is several events per read. A stream waiting for its next event holds none
+// (see waiter), so 1,000 slow streams need a handful, not 16 MiB.
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }}
+
+// waiter is implemented by upstream response bodies: Wait blocks until a
+// Read would not, without a buffer of ours.
+type waiter interface{ Wait() }
 
 // stream copies src to dst, flushing after every read so each server-sent
 // event reaches the client the moment it arrives, never batched. It returns
 // the bytes written and the first error other than a clean end of src.
 func stream(dst io.Writer, w http.ResponseWriter, src io.Reader) (int64, error) {
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	buf := *bp
 	rc := http.NewResponseController(w)
+	wt, _ := src.(waiter)
 	var total int64
 	for {
-		n, rerr := src.Read(buf)
-		if n > 0 {
-			m, werr := dst.Write(buf[:n])
-			total += int64(m)
-			if werr != nil {
-				return total, fmt.Errorf("writing to client: %w", werr)
-			}
-			if err := rc.Flush(); err != nil {
-				return total, fmt.Errorf("flushing to client: %w", err)
-			}
+		if wt != nil {
+			wt.Wait()
 		}
-		if rerr == io.EOF {
-			return total, nil
-		}
-		if rerr != nil {
-			return total, fmt.Errorf("reading upstream: %w", rerr)
+		n, err := relay(dst, rc, src)
+		total += int64(n)
+		if err != nil {
+			if err == io.EOF {
+				return total, nil
+			}
+			return total, err
 		}
 	}
+}
+
+// relay does one read from src and passes it on, holding a pooled buffer
+// only for that long. It returns io.EOF, unwrapped, at the clean end of src.
+func relay(dst io.Writer, rc *http.ResponseController, src io.Reader) (int, error) {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	n, rerr := src.Read(*bp)
+	if n > 0 {
+		m, werr := dst.Write((*bp)[:n])
+		if werr != nil {
+			return m, fmt.Errorf("writing to client: %w", werr)
+		}
+		if err := rc.Flush(); err != nil {
+			return m, fmt.Errorf("flushing to client: %w", err)
+		}
+	}
+	if rerr != nil && rerr != io.EOF {
+		return n, fmt.Errorf("reading upstream: %w", rerr)
+	}
+	return n, rerr
 }

@@ -202,7 +202,7 @@ func (c *Client) roundTrip(ctx context.Context, pc *conn, head [][]byte, body io
 		return nil, !peeked && untouched && !timeout && ctx.Err() == nil, err
 	}
 	x.closeAfter = resp.Close || resp.StatusCode == http.StatusSwitchingProtocols
-	resp.Body = &respBody{x: x, rc: resp.Body}
+	resp.Body = &respBody{x: x, rc: resp.Body, left: resp.ContentLength}
 	return resp, false, nil
 }
 
@@ -254,6 +254,7 @@ func timeoutError(err error, d time.Duration) error {
 type respBody struct {
 	x      *exchange
 	rc     io.ReadCloser
+	left   int64 // body bytes still to come when the length is known, else -1
 	eof    bool
 	closed bool
 }
@@ -268,6 +269,9 @@ func (b *respBody) Read(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	n, err := b.rc.Read(p)
+	if b.left > 0 {
+		b.left -= int64(n)
+	}
 	switch {
 	case err == io.EOF:
 		b.eof = true
@@ -277,6 +281,20 @@ func (b *respBody) Read(p []byte) (int, error) {
 		b.x.release(false)
 	}
 	return n, err
+}
+
+// Wait blocks until the next Read has something to return: body bytes, the
+// end of the body or an error. It consumes nothing and needs no buffer of the
+// caller's, only the connection's read buffer, so a caller relaying many idle
+// streams takes a copy buffer only once data is there (issue 5: 1,000 slow
+// streams must fit in 64 MiB). Cancelling the exchange's context ends a Wait
+// as it ends a Read.
+func (b *respBody) Wait() {
+	if b.closed || b.eof || b.left == 0 || b.rc == http.NoBody {
+		return
+	}
+	// An error is left for Read to report, wrapped like any other.
+	_, _ = b.x.pc.br.Peek(1)
 }
 
 // Close ends the exchange. Before EOF it closes the connection rather than

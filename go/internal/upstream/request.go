@@ -48,8 +48,9 @@ func putHead(h *head) {
 	headPool.Put(h)
 }
 
-// build renders the head; the Auth line goes between before and after.
-func (h *head) build(c *Client, header http.Header, contentLength int64) (before, after []byte, err error) {
+// build renders the head into h.buf; the Auth line goes at split, between
+// the caller's headers and the framing header.
+func (h *head) build(c *Client, header http.Header, contentLength int64) (split int, err error) {
 	b := append(h.buf[:0], "POST "...)
 	b = append(b, c.target...)
 	b = append(b, " HTTP/1.1\r\nHost: "...)
@@ -62,11 +63,11 @@ func (h *head) build(c *Client, header http.Header, contentLength int64) (before
 	slices.Sort(h.keys)
 	for _, k := range h.keys {
 		if err := checkHeaderName(k); err != nil {
-			return nil, nil, err
+			return 0, err
 		}
 		for _, v := range header[k] {
 			if !validHeaderValue(v) {
-				return nil, nil, fmt.Errorf("request header %q: value contains a control character", trim(k))
+				return 0, fmt.Errorf("request header %q: value contains a control character", trim(k))
 			}
 			b = append(b, k...)
 			b = append(b, ": "...)
@@ -74,7 +75,7 @@ func (h *head) build(c *Client, header http.Header, contentLength int64) (before
 			b = append(b, "\r\n"...)
 		}
 	}
-	split := len(b)
+	split = len(b)
 	if contentLength >= 0 {
 		b = append(b, "Content-Length: "...)
 		b = strconv.AppendInt(b, contentLength, 10)
@@ -83,7 +84,16 @@ func (h *head) build(c *Client, header http.Header, contentLength int64) (before
 		b = append(b, "Transfer-Encoding: chunked\r\n\r\n"...)
 	}
 	h.buf = b
-	return b[:split], b[split:], nil
+	return split, nil
+}
+
+// readBody appends the whole body, n bytes, to the head: both leave in one
+// write. Sized to the body rather than a fixed buffer, so many small
+// requests at once cost little memory (issue 5).
+func (h *head) readBody(body io.Reader, n int) error {
+	start := len(h.buf)
+	h.buf = slices.Grow(h.buf, n)[:start+n]
+	return readInline(body, h.buf[start:])
 }
 
 // reserved headers are written by Do itself; letting the caller add them
@@ -127,7 +137,8 @@ func validHeaderValue(v string) bool {
 	return true
 }
 
-// bodyBufSize is the fixed copy buffer; the body is never buffered whole.
+// bodyBufSize is the fixed copy buffer of a streamed body and the largest
+// body sent inline with the head; a larger body is never buffered whole.
 const bodyBufSize = 32 << 10
 
 // chunkPre leaves room before the data for the chunk size line (at most

@@ -195,14 +195,15 @@ func newTLSConfig(serverName string, roots *x509.CertPool) *tls.Config {
 // closed, so body must tolerate a concurrent Close (net/http request bodies
 // do). Cancelling ctx closes the connection at any stage, mid-stream too.
 // The caller must close Response.Body; Response.Request is shared and must
-// not be modified.
+// not be modified. Response.Body also has a method Wait(), which blocks until
+// a Read would not (see respBody.Wait).
 func (c *Client) Do(ctx context.Context, header http.Header, body io.Reader, contentLength int64) (*http.Response, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("upstream request: %w", context.Cause(ctx))
 	}
 	h := getHead()
 	defer putHead(h)
-	before, after, err := h.build(c, header, contentLength)
+	split, err := h.build(c, header, contentLength)
 	if err != nil {
 		return nil, err
 	}
@@ -212,22 +213,19 @@ func (c *Client) Do(ctx context.Context, header http.Header, body io.Reader, con
 	// A small body of known length is read first and leaves with the head in
 	// one write: no writer goroutine, no second system call (issue 5). It
 	// also makes a retry on a stale pooled connection possible.
-	var inline []byte
 	if contentLength > 0 && contentLength <= bodyBufSize {
-		buf := bodyPool.Get().(*[bodyBufSize]byte)
-		defer putBody(buf)
-		inline = buf[:contentLength]
-		if err := readInline(body, inline); err != nil {
+		if err := h.readBody(body, int(contentLength)); err != nil {
 			return nil, fmt.Errorf("reading request body: %w", err)
 		}
 		body, contentLength = http.NoBody, 0
 	}
+	head := [][]byte{h.buf[:split], c.auth, h.buf[split:]}
 	for fresh := false; ; fresh = true {
 		pc, reused, err := c.getConn(ctx, fresh)
 		if err != nil {
 			return nil, err
 		}
-		resp, retry, err := c.roundTrip(ctx, pc, [][]byte{before, c.auth, after, inline}, body, contentLength)
+		resp, retry, err := c.roundTrip(ctx, pc, head, body, contentLength)
 		if err == nil {
 			return resp, nil
 		}

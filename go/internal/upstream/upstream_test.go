@@ -566,3 +566,85 @@ func TestConcurrent(t *testing.T) {
 		t.Errorf("connections: got %d, want at most %d for %d requests", n, 2*workers, workers*each)
 	}
 }
+
+// TestWait: Wait returns once the next Read has something (data, the end,
+// an error), and not before; it never waits for bytes a body cannot have.
+func TestWait(t *testing.T) {
+	const head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+	tests := []struct {
+		name   string
+		answer string // what the upstream sends at once, before release
+		later  string // what it sends after release ("" : nothing, keeps the connection open)
+		cancel bool   // cancel the request instead of releasing the upstream
+		reads  int    // Reads before Wait
+		want   string // the Read after Wait
+		fail   bool   // that Read fails
+	}{
+		{name: "next event", answer: head + "a\r\ndata: one\n\r\n", later: "a\r\ndata: two\n\r\n", reads: 1, want: "data: two\n"},
+		{name: "end of chunked body", answer: head + "a\r\ndata: one\n\r\n", later: "0\r\n\r\n", reads: 1},
+		{name: "cancelled", answer: head + "a\r\ndata: one\n\r\n", cancel: true, reads: 1, fail: true},
+		{name: "known length read", answer: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", reads: 1},
+		{name: "no body", answer: "HTTP/1.1 204 No Content\r\n\r\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			release := make(chan struct{})
+			srv := newRawServer(t, func(c net.Conn) {
+				if _, _, err := readRequest(bufio.NewReader(c)); err != nil {
+					return
+				}
+				io.WriteString(c, tt.answer)
+				select {
+				case <-release:
+					io.WriteString(c, tt.later)
+				case <-time.After(2 * wait):
+					return
+				}
+				// Hold the connection open: Wait must not need its end.
+				io.Copy(io.Discard, c)
+			})
+			defer close(release)
+			c := newClient(t, srv.url("/v1/responses"), nil)
+			ctx, cancel := context.WithTimeout(context.Background(), 3*wait)
+			defer cancel()
+			resp, err := c.Do(ctx, nil, nil, 0)
+			if err != nil {
+				t.Fatalf("Do: %v", err)
+			}
+			defer resp.Body.Close()
+			buf := make([]byte, 64)
+			for range tt.reads {
+				if _, err := resp.Body.Read(buf); err != nil && err != io.EOF {
+					t.Fatalf("Read before Wait: %v", err)
+				}
+			}
+			done := make(chan struct{})
+			go func() {
+				resp.Body.(interface{ Wait() }).Wait()
+				close(done)
+			}()
+			if tt.later != "" || tt.cancel {
+				select {
+				case <-done:
+					t.Fatal("Wait returned before the upstream sent anything")
+				case <-time.After(50 * time.Millisecond):
+				}
+				if tt.cancel {
+					cancel()
+				} else {
+					release <- struct{}{}
+				}
+			}
+			within(t, done, wait, "Wait to return")
+			n, err := resp.Body.Read(buf)
+			switch {
+			case tt.fail:
+				if err == nil || err == io.EOF {
+					t.Errorf("Read after Wait: got %q, %v, want an error", buf[:n], err)
+				}
+			case string(buf[:n]) != tt.want || (tt.want == "" && err != io.EOF):
+				t.Errorf("Read after Wait: got %q, %v, want %q", buf[:n], err, tt.want)
+			}
+		})
+	}
+}
