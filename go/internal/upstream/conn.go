@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"sync"
 	"time"
 )
@@ -23,10 +24,7 @@ type conn struct {
 
 	closeOnce sync.Once
 
-	// Guarded by Client.mu.
-	pooled    bool
-	idleSince time.Time
-	idleTimer *time.Timer
+	idleSince time.Time // guarded by Client.mu
 }
 
 // close is idempotent and safe from any goroutine. It closes the TCP
@@ -87,9 +85,6 @@ func (c *Client) popIdle() *conn {
 }
 
 func (c *Client) removeIdleLocked(i int) {
-	pc := c.idle[i]
-	pc.pooled = false
-	pc.idleTimer.Stop()
 	copy(c.idle[i:], c.idle[i+1:])
 	c.idle[len(c.idle)-1] = nil
 	c.idle = c.idle[:len(c.idle)-1]
@@ -103,35 +98,47 @@ func (c *Client) putIdle(pc *conn) {
 		evict = c.idle[0]
 		c.removeIdleLocked(0)
 	}
-	pc.pooled = true
 	pc.idleSince = time.Now()
-	if pc.idleTimer == nil {
-		pc.idleTimer = time.AfterFunc(c.idleTime, func() { c.expire(pc) })
-	} else {
-		pc.idleTimer.Reset(c.idleTime)
-	}
 	c.idle = append(c.idle, pc)
+	// One timer for the whole pool, armed only when it has none: resetting
+	// a timer per request would wake the network poller on every response
+	// (an eventfd write and a thread switch on the request path, issue 5).
+	if !c.sweeping {
+		c.sweeping = true
+		if c.sweeper == nil {
+			c.sweeper = time.AfterFunc(c.idleTime, c.sweep)
+		} else {
+			c.sweeper.Reset(c.idleTime)
+		}
+	}
 	c.mu.Unlock()
 	if evict != nil {
 		evict.close()
 	}
 }
 
-// expire closes pc if it is still idle when its timer fires.
-func (c *Client) expire(pc *conn) {
+// sweep closes the connections idle for IdleConnTimeout and rearms itself
+// for the oldest one left. c.idle is ordered by idleSince, oldest first.
+func (c *Client) sweep() {
 	c.mu.Lock()
-	if !pc.pooled || time.Since(pc.idleSince) < c.idleTime {
-		c.mu.Unlock()
-		return
+	now := time.Now()
+	n := 0
+	for n < len(c.idle) && now.Sub(c.idle[n].idleSince) >= c.idleTime {
+		n++
 	}
-	for i, p := range c.idle {
-		if p == pc {
-			c.removeIdleLocked(i)
-			break
-		}
+	expired := slices.Clone(c.idle[:n])
+	for range n {
+		c.removeIdleLocked(0)
+	}
+	if len(c.idle) > 0 {
+		c.sweeper.Reset(c.idle[0].idleSince.Add(c.idleTime).Sub(now))
+	} else {
+		c.sweeping = false
 	}
 	c.mu.Unlock()
-	pc.close()
+	for _, pc := range expired {
+		pc.close()
+	}
 }
 
 // dial opens a connection to the upstream: TCP, through a CONNECT tunnel if

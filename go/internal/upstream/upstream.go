@@ -91,8 +91,10 @@ type Client struct {
 	idleTime   time.Duration
 	maxIdle    int
 
-	mu   sync.Mutex
-	idle []*conn // LIFO: the most recently used connection is last
+	mu       sync.Mutex
+	idle     []*conn     // LIFO: the most recently used connection is last
+	sweeper  *time.Timer // runs sweep
+	sweeping bool        // sweeper is armed
 }
 
 // New validates cfg and returns a Client. It fails for anything but an

@@ -648,3 +648,23 @@ func TestWait(t *testing.T) {
 		})
 	}
 }
+
+// TestIdleConnTimeout: an unused pooled connection is closed once it has
+// been idle for IdleConnTimeout, also after the pool was empty in between.
+func TestIdleConnTimeout(t *testing.T) {
+	closed := make(chan struct{}, 2)
+	srv := newRawServer(t, func(c net.Conn) {
+		serveOK(c)
+		closed <- struct{}{}
+	})
+	c := newClient(t, srv.url("/v1/responses"), func(cfg *Config) { cfg.IdleConnTimeout = 50 * time.Millisecond })
+	for i := range 2 {
+		if status, body := get(t, c, "{}"); status != 200 || body != "ok" {
+			t.Fatalf("request %d: got %d %q, want 200 %q", i, status, body, "ok")
+		}
+		within(t, closed, wait, "the idle connection to be closed")
+	}
+	if n := srv.accepts.Load(); n != 2 {
+		t.Errorf("connections: got %d, want 2", n)
+	}
+}
