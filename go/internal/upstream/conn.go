@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -177,7 +178,25 @@ func (c *Client) dial(ctx context.Context) (*conn, error) {
 		}
 		nc = tc
 	}
-	return &conn{nc: nc, raw: raw, br: bufio.NewReaderSize(nc, 4096)}, nil
+	return &conn{nc: nc, raw: raw, br: bufio.NewReaderSize(&stickyReader{r: nc}, 4096)}, nil
+}
+
+// stickyReader makes the connection's first read error final. bufio.Reader
+// hands an error out only once, and the Peek in respBody.Wait must not take
+// one that the body's next Read has to report: a reset would look like the
+// clean end of a body delimited by the connection's close.
+type stickyReader struct {
+	r   io.Reader
+	err error
+}
+
+func (s *stickyReader) Read(p []byte) (int, error) {
+	if s.err != nil {
+		return 0, s.err
+	}
+	n, err := s.r.Read(p)
+	s.err = err
+	return n, err
 }
 
 // withDeadline runs fn with raw's deadline set to timeout and raw closed if

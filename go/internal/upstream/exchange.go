@@ -293,7 +293,8 @@ func (b *respBody) Wait() {
 	if b.closed || b.eof || b.left == 0 || b.rc == http.NoBody {
 		return
 	}
-	// An error is left for Read to report, wrapped like any other.
+	// An error is left for Read to report, wrapped like any other (see
+	// stickyReader).
 	_, _ = b.x.pc.br.Peek(1)
 }
 

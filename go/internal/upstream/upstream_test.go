@@ -576,6 +576,7 @@ func TestWait(t *testing.T) {
 		answer string // what the upstream sends at once, before release
 		later  string // what it sends after release ("" : nothing, keeps the connection open)
 		cancel bool   // cancel the request instead of releasing the upstream
+		reset  bool   // on release, the upstream resets the connection
 		reads  int    // Reads before Wait
 		want   string // the Read after Wait
 		fail   bool   // that Read fails
@@ -583,6 +584,7 @@ func TestWait(t *testing.T) {
 		{name: "next event", answer: head + "a\r\ndata: one\n\r\n", later: "a\r\ndata: two\n\r\n", reads: 1, want: "data: two\n"},
 		{name: "end of chunked body", answer: head + "a\r\ndata: one\n\r\n", later: "0\r\n\r\n", reads: 1},
 		{name: "cancelled", answer: head + "a\r\ndata: one\n\r\n", cancel: true, reads: 1, fail: true},
+		{name: "reset, close-delimited body", answer: "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\ndata: one\n\n", reset: true, reads: 1, fail: true},
 		{name: "known length read", answer: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", reads: 1},
 		{name: "no body", answer: "HTTP/1.1 204 No Content\r\n\r\n"},
 	}
@@ -596,6 +598,10 @@ func TestWait(t *testing.T) {
 				io.WriteString(c, tt.answer)
 				select {
 				case <-release:
+					if tt.reset {
+						c.(*net.TCPConn).SetLinger(0)
+						return
+					}
 					io.WriteString(c, tt.later)
 				case <-time.After(2 * wait):
 					return
@@ -623,7 +629,7 @@ func TestWait(t *testing.T) {
 				resp.Body.(interface{ Wait() }).Wait()
 				close(done)
 			}()
-			if tt.later != "" || tt.cancel {
+			if tt.later != "" || tt.cancel || tt.reset {
 				select {
 				case <-done:
 					t.Fatal("Wait returned before the upstream sent anything")
