@@ -137,17 +137,20 @@ func (h *Handler) logAccess(r *http.Request, rec *record, start time.Time) {
 		time.Since(start).Round(time.Microsecond), quote(id))
 }
 
-// quote bounds and escapes untrusted text for a log line.
+// quote bounds and escapes untrusted text for a log line. Plain text, the
+// usual case, is returned as is without allocating; anything with a space,
+// quote, backslash, control or non-ASCII byte is quoted.
 func quote(s string) string {
 	const max = 128
 	if len(s) > max {
 		s = s[:max] + "..."
 	}
-	q := strconv.Quote(s)
-	if q == `"`+s+`"` {
-		return s
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c >= 0x7f || c == '"' || c == '\\' {
+			return strconv.Quote(s)
+		}
 	}
-	return q
+	return s
 }
 
 // fail answers with a fixed status and a short JSON error, in the shape the

@@ -432,3 +432,26 @@ func BenchmarkForward(b *testing.B) {
 		}
 	}
 }
+
+func TestQuote(t *testing.T) {
+	long := strings.Repeat("a", 200)
+	tests := []struct {
+		name, in, want string
+	}{
+		{name: "plain", in: "/v1/responses", want: "/v1/responses"},
+		{name: "empty", in: "", want: ""},
+		{name: "space", in: "a b", want: `"a b"`},
+		{name: "quote", in: `a"b`, want: `"a\"b"`},
+		{name: "backslash", in: `a\b`, want: `"a\\b"`},
+		{name: "newline", in: "a\nb", want: `"a\nb"`},
+		{name: "non-ASCII", in: "é", want: `"é"`},
+		{name: "long", in: long, want: long[:128] + "..."},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := quote(tt.in); got != tt.want {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
