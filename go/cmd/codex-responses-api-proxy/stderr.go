@@ -27,6 +27,7 @@ type lineLog struct {
 
 	mu      sync.Mutex // guards the fields below
 	pending []byte
+	spare   []byte // the last batch written, reused for the next one
 	dropped int
 	timer   *time.Timer
 }
@@ -75,7 +76,7 @@ func (l *lineLog) flush() {
 	defer l.writing.Unlock()
 	l.mu.Lock()
 	b := l.pending
-	l.pending = nil
+	l.pending, l.spare = l.spare[:0], nil
 	if l.dropped > 0 {
 		b = fmt.Appendf(b, "%s: %d log lines dropped: stderr was not being read\n", progName, l.dropped)
 		l.dropped = 0
@@ -84,5 +85,10 @@ func (l *lineLog) flush() {
 	l.mu.Unlock()
 	if len(b) > 0 {
 		_, _ = l.out.Write(b)
+	}
+	if cap(b) <= batchSize*2 {
+		l.mu.Lock()
+		l.spare = b
+		l.mu.Unlock()
 	}
 }
