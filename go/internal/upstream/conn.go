@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"sync"
 	"time"
@@ -184,7 +185,10 @@ func (c *Client) dial(ctx context.Context) (*conn, error) {
 // stickyReader makes the connection's first read error final. bufio.Reader
 // hands an error out only once, and the Peek in respBody.Wait must not take
 // one that the body's next Read has to report: a reset would look like the
-// clean end of a body delimited by the connection's close.
+// clean end of a body delimited by the connection's close. A timeout stays
+// passing: deadlines are ours (the response-header timeout, and the
+// liveness check where the platform has no non-blocking peek), and a
+// connection whose check timed out is still good.
 type stickyReader struct {
 	r   io.Reader
 	err error
@@ -195,7 +199,9 @@ func (s *stickyReader) Read(p []byte) (int, error) {
 		return 0, s.err
 	}
 	n, err := s.r.Read(p)
-	s.err = err
+	if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+		s.err = err
+	}
 	return n, err
 }
 
