@@ -56,7 +56,7 @@ const (
 const shutdownGrace = 5 * time.Second
 
 type cli struct {
-	Port           uint16           `help:"Port to listen on, on 127.0.0.1 only. If not set, an ephemeral port is used."`
+	Port           uint16           `placeholder:"PORT" help:"Port to listen on, on 127.0.0.1 only. If not set, an ephemeral port is used."`
 	ServerInfo     string           `name:"server-info" placeholder:"FILE" help:"Once listening, write {\"port\":N,\"pid\":N} as one line to FILE."`
 	HTTPShutdown   bool             `name:"http-shutdown" help:"Enable GET /shutdown, which answers 200 and stops the proxy."`
 	UpstreamURL    string           `name:"upstream-url" placeholder:"URL" default:"https://api.openai.com/v1/responses" help:"Absolute http(s) URL that requests are forwarded to, used verbatim (path and query)."`
