@@ -198,13 +198,7 @@ func TestAllowUserAndGroup(t *testing.T) {
 			if resp.StatusCode != tt.want {
 				t.Errorf("POST: got %d, want %d", resp.StatusCode, tt.want)
 			}
-			wantHits := int32(0)
-			if tt.want == http.StatusOK {
-				wantHits = 1
-			}
-			if got := up.hits.Load(); got != wantHits {
-				t.Errorf("upstream hits: got %d, want %d", got, wantHits)
-			}
+			up.checkHits(t, 0, tt.want == http.StatusOK)
 			if tt.want != http.StatusForbidden {
 				return
 			}

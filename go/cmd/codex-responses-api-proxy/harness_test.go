@@ -515,6 +515,19 @@ func (u *fakeUpstream) host() string {
 	return strings.TrimPrefix(strings.TrimPrefix(u.srv.URL, "https://"), "http://")
 }
 
+// checkHits reports an error unless the upstream has seen exactly one more
+// request than before if forwarded, and none more otherwise.
+func (u *fakeUpstream) checkHits(t testing.TB, before int32, forwarded bool) {
+	t.Helper()
+	want := before
+	if forwarded {
+		want++
+	}
+	if got := u.hits.Load(); got != want {
+		t.Errorf("upstream hits: got %d, want %d", got, want)
+	}
+}
+
 // settle waits until every upstream handler that started has returned.
 func (u *fakeUpstream) settle(t testing.TB) {
 	t.Helper()

@@ -181,9 +181,10 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rec *record) {
 		fail(w, rec, http.StatusRequestEntityTooLarge, "request body too large")
 		return
 	}
+	rc := http.NewResponseController(w)
 	// Keep reading the request body after the response has started: an
 	// upstream may answer before the whole body is sent.
-	_ = http.NewResponseController(w).EnableFullDuplex()
+	_ = rc.EnableFullDuplex()
 
 	header := outboundHeader(r.Header)
 	body := &bodyReader{r: http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes)}
@@ -220,7 +221,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rec *record) {
 		captured = new(dump.Body)
 		dst = io.MultiWriter(w, captured)
 	}
-	n, err := stream(dst, w, resp.Body)
+	n, err := stream(dst, rc, resp.Body)
 	rec.bytes = n
 	if ex != nil {
 		ex.Response(resp.StatusCode, resp.Header, captured, err != nil)
@@ -322,8 +323,7 @@ type waiter interface{ Wait() }
 // stream copies src to dst, flushing after every read so each server-sent
 // event reaches the client the moment it arrives, never batched. It returns
 // the bytes written and the first error other than a clean end of src.
-func stream(dst io.Writer, w http.ResponseWriter, src io.Reader) (int64, error) {
-	rc := http.NewResponseController(w)
+func stream(dst io.Writer, rc *http.ResponseController, src io.Reader) (int64, error) {
 	wt, _ := src.(waiter)
 	var total int64
 	for {
