@@ -9,13 +9,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"log"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"os/signal"
@@ -35,6 +32,7 @@ import (
 	"github.com/openai/codex-responses-api-proxy/go/internal/netlimit"
 	"github.com/openai/codex-responses-api-proxy/go/internal/peercred"
 	"github.com/openai/codex-responses-api-proxy/go/internal/proxy"
+	"github.com/openai/codex-responses-api-proxy/go/internal/server"
 	"github.com/openai/codex-responses-api-proxy/go/internal/serverinfo"
 	"github.com/openai/codex-responses-api-proxy/go/internal/upstream"
 )
@@ -155,17 +153,15 @@ func run(args []string) int {
 		cfg.AllowPeer = policy.Allow
 	}
 	handler := proxy.New(cfg)
-	srv := &http.Server{
+	srv := &server.Server{
 		Handler: handler,
 		// A slow or silent client cannot hold a connection forever; there is
 		// no overall deadline, because model responses stream for minutes.
 		ReadHeaderTimeout: 10 * time.Second,
-		// "OPTIONS *" is no exception to the allow-list.
-		DisableGeneralOptionsHandler: true,
-		IdleTimeout:                  90 * time.Second,
-		MaxHeaderBytes:               64 << 10,
-		ConnContext:                  handler.ConnContext,
-		ErrorLog:                     log.New(serverErrors{}, "", 0),
+		IdleTimeout:       90 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ConnContext:       handler.ConnContext,
+		Logf:              stderr.batchf,
 	}
 
 	if c.ServerInfo != "" {
@@ -201,14 +197,6 @@ func run(args []string) int {
 	client.CloseIdleConnections()
 	key.Destroy()
 	return exitOK
-}
-
-// serverErrors routes net/http's own error lines into the batched log.
-type serverErrors struct{}
-
-func (serverErrors) Write(p []byte) (int, error) {
-	stderr.batchf("%s", bytes.TrimSuffix(p, []byte("\n")))
-	return len(p), nil
 }
 
 // parseUpstream accepts only an absolute http or https URL with a host; it is

@@ -86,20 +86,30 @@ func (l *listener) reject(c net.Conn) {
 		c.Close()
 		return
 	}
-	if cw, ok := c.(closeWriter); ok {
-		cw.CloseWrite() // the client sees EOF right after the 503
-	}
 	select {
 	case l.lingering <- struct{}{}:
 		go func() {
 			defer func() { <-l.lingering }()
-			c.SetReadDeadline(time.Now().Add(lingerTimeout))
-			io.CopyN(io.Discard, c, lingerBytes)
-			c.Close()
+			Linger(c)
 		}()
 	default:
 		c.Close()
 	}
+}
+
+// Linger closes c gracefully after a response that leaves input unread
+// (a rejected or unread request): it shuts down the writing side, so the
+// client sees the response and then EOF, reads and drops what the client
+// still sends, for at most lingerTimeout and lingerBytes, and closes c.
+// Closing at once with unread input would send a reset, which can make
+// the client drop the response it has not read yet.
+func Linger(c net.Conn) {
+	if cw, ok := c.(closeWriter); ok {
+		cw.CloseWrite()
+	}
+	c.SetReadDeadline(time.Now().Add(lingerTimeout))
+	io.CopyN(io.Discard, c, lingerBytes)
+	c.Close()
 }
 
 type closeWriter interface{ CloseWrite() error }
@@ -119,8 +129,7 @@ func (c *conn) Close() error {
 	return err
 }
 
-// CloseWrite shuts down the writing side, as *net.TCPConn does. net/http uses
-// it to close gracefully after answering a request whose body it did not read.
+// CloseWrite shuts down the writing side, as *net.TCPConn does, for Linger.
 func (c *conn) CloseWrite() error {
 	if cw, ok := c.Conn.(closeWriter); ok {
 		return cw.CloseWrite()

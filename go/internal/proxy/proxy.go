@@ -166,11 +166,6 @@ func fail(w http.ResponseWriter, rec *record, status int, message string) {
 }
 
 func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rec *record) {
-	if len(r.TransferEncoding) > 0 {
-		// RFC 9112, 6.1: a request framed with Transfer-Encoding is a
-		// smuggling risk downstream; never reuse its connection.
-		w.Header().Set("Connection", "close")
-	}
 	if headerCount(r.Header) > h.cfg.MaxHeaders {
 		w.Header().Set("Connection", "close")
 		fail(w, rec, http.StatusRequestHeaderFieldsTooLarge, "too many request headers")

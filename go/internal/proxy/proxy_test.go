@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/openai/codex-responses-api-proxy/go/internal/server"
 	"github.com/openai/codex-responses-api-proxy/go/internal/upstream"
 )
 
@@ -25,7 +26,7 @@ const testAuth = "Authorization: Bearer sk-proxy-test\r\n"
 // harness is a proxy in this process between a test client and a fake
 // upstream, so goroutines and descriptors can be counted.
 type harness struct {
-	proxy    *httptest.Server
+	addr     string // the proxy's host:port
 	upstream *httptest.Server
 	client   *upstream.Client
 	hits     atomic.Int64
@@ -67,13 +68,25 @@ func newHarness(t *testing.T, cfg Config, upstreamHandler http.HandlerFunc) *har
 	cfg.Upstream = h.client
 	cfg.Logf = h.logs.logf
 	handler := New(cfg)
-	h.proxy = httptest.NewUnstartedServer(handler)
-	h.proxy.Config.ConnContext = handler.ConnContext
-	h.proxy.Config.ReadHeaderTimeout = 2 * time.Second
-	h.proxy.Start()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.addr = ln.Addr().String()
+	// The proxy's own server, as in production.
+	srv := &server.Server{
+		Handler:           handler,
+		ConnContext:       handler.ConnContext,
+		ReadHeaderTimeout: 2 * time.Second,
+		IdleTimeout:       10 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		Logf:              h.logs.logf,
+	}
+	served := make(chan struct{})
+	go func() { srv.Serve(ln); close(served) }()
 	t.Cleanup(func() {
-		h.proxy.CloseClientConnections()
-		h.proxy.Close()
+		srv.Close()
+		<-served
 		h.upstream.CloseClientConnections()
 		h.upstream.Close()
 		h.client.CloseIdleConnections()
@@ -84,12 +97,12 @@ func newHarness(t *testing.T, cfg Config, upstreamHandler http.HandlerFunc) *har
 	return h
 }
 
-func (h *harness) url() string { return h.proxy.URL + "/v1/responses" }
+func (h *harness) url() string { return "http://" + h.addr + "/v1/responses" }
 
 // raw sends one raw request on a new connection and returns the response.
 func (h *harness) raw(t *testing.T, req string) *http.Response {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", h.proxy.Listener.Addr().String(), 2*time.Second)
+	c, err := net.DialTimeout("tcp", h.addr, 2*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +150,7 @@ func TestForwardAndStatuses(t *testing.T) {
 		close    bool
 	}{
 		{name: "forwarded", req: "POST /v1/responses HTTP/1.1\r\n" + host + "Content-Length: 2\r\n\r\n{}", want: 200, wantBody: "{}", hits: 1},
-		{name: "chunked forwarded, connection closed", req: "POST /v1/responses HTTP/1.1\r\n" + host + "Transfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n", want: 200, wantBody: "ok", hits: 1, close: true},
+		{name: "chunked forwarded, connection closed by the server", req: "POST /v1/responses HTTP/1.1\r\n" + host + "Transfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n", want: 200, wantBody: "ok", hits: 1, close: true},
 		{name: "GET forbidden", req: "GET /v1/responses HTTP/1.1\r\n" + host + "\r\n", want: 403, close: true},
 		{name: "declared body too large", req: "POST /v1/responses HTTP/1.1\r\n" + host + "Content-Length: 2000\r\n\r\n", want: 413, close: true},
 		{name: "too many headers", req: "POST /v1/responses HTTP/1.1\r\n" + host + strings.Repeat("X-A: 1\r\n", 101) + "Content-Length: 0\r\n\r\n", want: 431, close: true},
@@ -321,7 +334,7 @@ func TestFaults(t *testing.T) {
 	})
 
 	t.Run("client hangs up mid-body", func(t *testing.T) {
-		c, err := net.Dial("tcp", h.proxy.Listener.Addr().String())
+		c, err := net.Dial("tcp", h.addr)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -337,7 +350,7 @@ func TestFaults(t *testing.T) {
 	})
 
 	t.Run("client hangs up mid-stream", func(t *testing.T) {
-		c, err := net.Dial("tcp", h.proxy.Listener.Addr().String())
+		c, err := net.Dial("tcp", h.addr)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -362,7 +375,7 @@ func TestFaults(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				c, err := net.DialTimeout("tcp", h.proxy.Listener.Addr().String(), 5*time.Second)
+				c, err := net.DialTimeout("tcp", h.addr, 5*time.Second)
 				if err != nil {
 					return // a full accept queue may refuse some; the point is the proxy survives
 				}

@@ -1,0 +1,229 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"net/textproto"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/openai/codex-responses-api-proxy/go/internal/netlimit"
+)
+
+// watchDelay is how long a request runs before its connection is watched
+// for the client going away (which cancels the request's context). Small
+// requests finish sooner and never pay for the watching goroutine.
+const watchDelay = 5 * time.Millisecond
+
+// headSlop is what the reader may buffer beyond MaxHeaderBytes while
+// reading a head (the start of a body, a pipelined request).
+const headSlop = 4096
+
+// ErrClientGone is the cause of a request context cancelled because the
+// client closed its connection.
+var ErrClientGone = errors.New("client closed the connection")
+
+type conn struct {
+	s      *Server
+	rwc    net.Conn
+	addr   string // remote address, for logs and Request.RemoteAddr
+	src    limitReader
+	br     *bufio.Reader
+	tp     textproto.Reader
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	active bool // guarded by s.mu
+
+	// The watcher: see watch. Guarded by wmu.
+	wmu      sync.Mutex
+	wgen     uint64 // request number; a stale timer does nothing
+	wbody    bool   // this request's body has been read to its end
+	wwanted  bool   // watchDelay has passed
+	wrunning bool
+	wdone    chan struct{} // closed when the watcher goroutine exits
+}
+
+func newConn(s *Server, rwc net.Conn) *conn {
+	c := &conn{s: s, rwc: rwc, src: limitReader{r: rwc}}
+	c.br = bufio.NewReaderSize(&c.src, 4096)
+	c.tp.R = c.br
+	return c
+}
+
+// limitReader is the connection's input below the bufio.Reader: while a
+// head is read it stops at remain bytes, so an endless head cannot grow
+// memory (net/http does the same).
+type limitReader struct {
+	r      io.Reader
+	remain int64
+}
+
+func (l *limitReader) Read(p []byte) (int, error) {
+	if l.remain <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > l.remain {
+		p = p[:l.remain]
+	}
+	n, err := l.r.Read(p)
+	l.remain -= int64(n)
+	return n, err
+}
+
+func (c *conn) serve() {
+	defer c.s.forget(c)
+	defer c.rwc.Close()
+	defer func() {
+		if v := recover(); v != nil && v != http.ErrAbortHandler {
+			c.s.Logf("panic serving %s: %v\n%s", c.addr, v, debug.Stack())
+		}
+	}()
+	c.addr = c.rwc.RemoteAddr().String()
+	ctx := context.Background()
+	if c.s.ConnContext != nil {
+		ctx = c.s.ConnContext(ctx, c.rwc)
+	}
+	c.ctx, c.cancel = context.WithCancelCause(ctx)
+	defer c.cancel(nil)
+	c.src.remain = math.MaxInt64
+
+	wait := c.s.ReadHeaderTimeout // the first request: from the accept
+	for {
+		if !c.s.setActive(c, false) {
+			return
+		}
+		c.rwc.SetReadDeadline(time.Now().Add(wait))
+		if _, err := c.br.Peek(1); err != nil {
+			return
+		}
+		if !c.s.setActive(c, true) {
+			return
+		}
+		if wait != c.s.ReadHeaderTimeout {
+			c.rwc.SetReadDeadline(time.Now().Add(c.s.ReadHeaderTimeout))
+		}
+		req, err := c.readRequest()
+		if err != nil {
+			c.reject(err)
+			return
+		}
+		c.rwc.SetReadDeadline(time.Time{})
+		if !c.handle(req) {
+			return
+		}
+		wait = c.s.IdleTimeout
+	}
+}
+
+// reject answers a request that could not be read, unless the client just
+// went away or stalled, and closes the connection.
+func (c *conn) reject(err error) {
+	var re *requestError
+	if !errors.As(err, &re) {
+		return // EOF, reset or the header timeout: nobody to answer
+	}
+	c.s.Logf("rejected a request from %s: %d %s", c.addr, re.status, re.reason)
+	c.rwc.SetWriteDeadline(time.Now().Add(time.Second))
+	text := fmt.Sprintf("%d %s: %s\n", re.status, http.StatusText(re.status), re.reason)
+	fmt.Fprintf(c.rwc, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
+		re.status, http.StatusText(re.status), len(text), text)
+	netlimit.Linger(c.rwc)
+}
+
+// handle runs the handler for req and finishes its response; it reports
+// whether the connection may carry another request.
+func (c *conn) handle(req *request) (keep bool) {
+	w := newResponse(c, req)
+	c.watchFrom(req.body)
+	finished := false
+	defer func() {
+		c.unwatch()
+		if !finished {
+			w.abort()
+		}
+	}()
+	c.s.Handler.ServeHTTP(w, req.r)
+	finished = true
+	c.unwatch()
+	if !w.finish() {
+		return false
+	}
+	if !req.body.done() {
+		// Unread input would be taken for the next request; the client
+		// still gets the whole response before the connection ends.
+		netlimit.Linger(c.rwc)
+		return false
+	}
+	return !w.closeAfter
+}
+
+// watchFrom arms the watcher for a new request: watchDelay after now, and
+// once the request body has been read to its end, a goroutine waits for
+// input on the connection. Input is kept for the next request (the client
+// pipelines); an end or error means the client is gone, and the request
+// context is cancelled so that the upstream request stops too.
+func (c *conn) watchFrom(b *body) {
+	c.wmu.Lock()
+	c.wgen++
+	gen := c.wgen
+	c.wbody = b.done()
+	c.wwanted, c.wrunning = false, false
+	c.wmu.Unlock()
+	b.onDone = c.bodyDone
+	time.AfterFunc(watchDelay, func() {
+		c.wmu.Lock()
+		defer c.wmu.Unlock()
+		if c.wgen == gen {
+			c.wwanted = true
+			c.startWatchLocked()
+		}
+	})
+}
+
+func (c *conn) bodyDone() {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.wbody = true
+	c.startWatchLocked()
+}
+
+func (c *conn) startWatchLocked() {
+	if !c.wwanted || !c.wbody || c.wrunning {
+		return
+	}
+	c.wrunning = true
+	c.wdone = make(chan struct{})
+	go func(done chan struct{}) {
+		defer close(done)
+		_, err := c.br.Peek(1)
+		if err != nil && !isTimeout(err) {
+			c.cancel(ErrClientGone)
+		}
+	}(c.wdone)
+}
+
+// unwatch stops the watcher and waits for it, so that only this goroutine
+// reads the connection from here on.
+func (c *conn) unwatch() {
+	c.wmu.Lock()
+	c.wgen++ // disarms the timer
+	running, done := c.wrunning, c.wdone
+	c.wrunning = false
+	c.wmu.Unlock()
+	if running {
+		c.rwc.SetReadDeadline(time.Unix(1, 0))
+		<-done
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
