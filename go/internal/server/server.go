@@ -84,6 +84,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.serveEnd = make(chan struct{})
 	s.mu.Unlock()
 	defer close(s.serveEnd)
+	go s.sweep()
 
 	var delay time.Duration
 	for {
@@ -109,6 +110,29 @@ func (s *Server) Serve(ln net.Listener) error {
 			return ErrServerClosed
 		}
 		go c.serve()
+	}
+}
+
+// sweep closes the connections whose deadline has passed (the header and
+// idle timeouts), every tenth of the shorter timeout, until Serve returns.
+// A timeout fires up to one tick late.
+func (s *Server) sweep() {
+	tick := min(s.ReadHeaderTimeout, s.IdleTimeout) / 10
+	t := time.NewTicker(min(max(tick, 10*time.Millisecond), time.Second))
+	defer t.Stop()
+	for {
+		select {
+		case <-s.serveEnd:
+			return
+		case now := <-t.C:
+			s.mu.Lock()
+			for c := range s.conns {
+				if d := c.deadline.Load(); d != 0 && now.UnixNano() > d {
+					c.rwc.Close()
+				}
+			}
+			s.mu.Unlock()
+		}
 	}
 }
 
