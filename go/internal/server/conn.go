@@ -86,7 +86,7 @@ func (c *conn) serve() {
 	defer c.rwc.Close()
 	defer func() {
 		if v := recover(); v != nil && v != http.ErrAbortHandler {
-			c.s.Logf("panic serving %s: %v\n%s", c.addr, v, debug.Stack())
+			c.s.logf("panic serving %s: %v\n%s", c.addr, v, debug.Stack())
 		}
 	}()
 	c.addr = c.rwc.RemoteAddr().String()
@@ -98,7 +98,7 @@ func (c *conn) serve() {
 	defer c.cancel(nil)
 	c.src.remain = math.MaxInt64
 
-	wait := c.s.ReadHeaderTimeout // the first request: from the accept
+	wait, first := c.s.ReadHeaderTimeout, true // the first request: from the accept
 	for {
 		if !c.s.setActive(c, false) {
 			return
@@ -110,7 +110,7 @@ func (c *conn) serve() {
 		if !c.s.setActive(c, true) {
 			return
 		}
-		if wait != c.s.ReadHeaderTimeout {
+		if !first {
 			c.expireIn(c.s.ReadHeaderTimeout)
 		}
 		req, err := c.readRequest()
@@ -122,14 +122,19 @@ func (c *conn) serve() {
 		if !c.handle(req) {
 			return
 		}
-		wait = c.s.IdleTimeout
+		wait, first = c.s.IdleTimeout, false
 	}
 }
 
-// expireIn has the sweeper close the connection after d. Not
-// SetReadDeadline: its three runtime timer updates per request cost about
-// a tenth of the proxy's CPU per request in the benchmark (issue 5).
+// expireIn has the sweeper close the connection after d, or never if d is
+// zero. Not SetReadDeadline: its three runtime timer updates per request
+// cost about a tenth of the proxy's CPU per request in the benchmark
+// (issue 5).
 func (c *conn) expireIn(d time.Duration) {
+	if d <= 0 {
+		c.deadline.Store(0)
+		return
+	}
 	c.deadline.Store(time.Now().Add(d).UnixNano())
 }
 
@@ -140,7 +145,7 @@ func (c *conn) reject(err error) {
 	if !errors.As(err, &re) {
 		return // EOF, reset or the header timeout: nobody to answer
 	}
-	c.s.Logf("rejected a request from %s: %d %s", c.addr, re.status, re.reason)
+	c.s.logf("rejected a request from %s: %d %s", c.addr, re.status, re.reason)
 	c.rwc.SetWriteDeadline(time.Now().Add(time.Second))
 	text := fmt.Sprintf("%d %s: %s\n", re.status, http.StatusText(re.status), re.reason)
 	fmt.Fprintf(c.rwc, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",

@@ -76,14 +76,23 @@ func (c *conn) readHead() (*request, error) {
 	if err != nil {
 		return nil, badRequest("malformed request target")
 	}
-	// Names are checked to be tokens and values to hold no control bytes;
-	// obs-fold is replaced by a space (RFC 9112, 5.2).
+	// textproto checks that values hold no control bytes and replaces
+	// obs-fold by a space (RFC 9112, 5.2).
 	header, err := c.tp.ReadMIMEHeader()
 	if err != nil {
 		if c.src.remain > 0 && !isNetError(err) {
 			return nil, badRequest("malformed header field")
 		}
 		return nil, err
+	}
+	for name := range header {
+		// textproto keeps a name with a space before the colon, as is
+		// (go.dev/issue/34540): "Transfer-Encoding : chunked" would frame
+		// the body for another parser and not for this one. RFC 9112, 5.1:
+		// reject with 400.
+		if !isToken(name) {
+			return nil, badRequest("malformed header field")
+		}
 	}
 	h := http.Header(header)
 

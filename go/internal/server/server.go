@@ -48,16 +48,17 @@ var ErrServerClosed = http.ErrServerClosed
 type Server struct {
 	Handler http.Handler
 	// ReadHeaderTimeout bounds the first request's head from the accept, and
-	// every later head from its first byte.
+	// every later head from its first byte. Zero means no limit.
 	ReadHeaderTimeout time.Duration
 	// IdleTimeout bounds the wait for the next request on a kept connection.
+	// Zero means no limit.
 	IdleTimeout time.Duration
 	// MaxHeaderBytes bounds a request head (request line and fields).
 	MaxHeaderBytes int
 	// ConnContext, if set, returns the context of the requests on a new
 	// connection; it is called once per connection, before its first read.
 	ConnContext func(context.Context, net.Conn) context.Context
-	// Logf receives panics, accept errors and rejected requests.
+	// Logf, if set, receives panics, accept errors and rejected requests.
 	Logf func(format string, args ...any)
 
 	mu       sync.Mutex
@@ -99,7 +100,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			// Out of descriptors and the like: back off as net/http does,
 			// and keep serving the connections already open.
 			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-			s.Logf("accepting a connection: %v; retrying in %v", err, delay)
+			s.logf("accepting a connection: %v; retrying in %v", err, delay)
 			time.Sleep(delay)
 			continue
 		}
@@ -117,8 +118,13 @@ func (s *Server) Serve(ln net.Listener) error {
 // idle timeouts), every tenth of the shorter timeout, until Serve returns.
 // A timeout fires up to one tick late.
 func (s *Server) sweep() {
-	tick := min(s.ReadHeaderTimeout, s.IdleTimeout) / 10
-	t := time.NewTicker(min(max(tick, 10*time.Millisecond), time.Second))
+	tick := time.Second
+	for _, d := range []time.Duration{s.ReadHeaderTimeout, s.IdleTimeout} {
+		if d > 0 { // zero: no limit, nothing to sweep for
+			tick = min(tick, d/10)
+		}
+	}
+	t := time.NewTicker(max(tick, 10*time.Millisecond))
 	defer t.Stop()
 	for {
 		select {
@@ -133,6 +139,14 @@ func (s *Server) sweep() {
 			}
 			s.mu.Unlock()
 		}
+	}
+}
+
+// logf calls Logf, if set. A nil Logf must not turn a rejected request
+// into a panic, which would recur in the recovery that logs it.
+func (s *Server) logf(format string, args ...any) {
+	if s.Logf != nil {
+		s.Logf(format, args...)
 	}
 }
 
