@@ -18,11 +18,6 @@ import (
 	"github.com/openai/codex-responses-api-proxy/go/internal/netlimit"
 )
 
-// watchDelay is how long a request runs before its connection is watched
-// for the client going away (which cancels the request's context). Small
-// requests finish sooner and never pay for the watching goroutine.
-const watchDelay = 5 * time.Millisecond
-
 // headSlop is what the reader may buffer beyond MaxHeaderBytes while
 // reading a head (the start of a body, a pipelined request).
 const headSlop = 4096
@@ -45,11 +40,11 @@ type conn struct {
 	// nanoseconds), 0 for never; see Server.sweep.
 	deadline atomic.Int64
 
-	// The watcher: see watch. Guarded by wmu.
+	// The watcher (see watchFrom), guarded by wmu.
 	wmu      sync.Mutex
-	wgen     uint64 // request number; a stale timer does nothing
-	wbody    bool   // this request's body has been read to its end
-	wwanted  bool   // watchDelay has passed
+	wreq     bool // a handler is running
+	wbody    bool // its request body has been read to its end
+	wdue     bool // a sweep tick has passed since the request began
 	wrunning bool
 	wdone    chan struct{} // closed when the watcher goroutine exits
 }
@@ -146,6 +141,7 @@ func (c *conn) reject(err error) {
 		return // EOF, reset or the header timeout: nobody to answer
 	}
 	c.s.logf("rejected a request from %s: %d %s", c.addr, re.status, re.reason)
+	c.deadline.Store(0) // Linger has a deadline of its own
 	c.rwc.SetWriteDeadline(time.Now().Add(time.Second))
 	text := fmt.Sprintf("%d %s: %s\n", re.status, http.StatusText(re.status), re.reason)
 	fmt.Fprintf(c.rwc, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
@@ -169,38 +165,39 @@ func (c *conn) handle(req *request) (keep bool) {
 	finished = true
 	c.unwatch()
 	if !w.finish() {
-		return false
+		return false // the response is broken: close at once
 	}
-	if !req.body.done() {
-		// Unread input would be taken for the next request; the client
-		// still gets the whole response before the connection ends.
+	if !req.body.done() || w.closeAfter {
+		// Unread input (the rest of the body, or what the client sent
+		// after it) cannot be taken for the next request, and closing with
+		// it unread would reset the connection, which can make the client
+		// drop the response it has not read yet (RFC 9112, 9.6).
 		netlimit.Linger(c.rwc)
 		return false
 	}
-	return !w.closeAfter
+	return true
 }
 
-// watchFrom arms the watcher for a new request: watchDelay after now, and
-// once the request body has been read to its end, a goroutine waits for
-// input on the connection. Input is kept for the next request (the client
-// pipelines); an end or error means the client is gone, and the request
-// context is cancelled so that the upstream request stops too.
+// watchFrom arms the watcher for a new request. From the first sweep tick
+// after the request began (Server.sweep), and once its body has been read
+// to its end, a goroutine waits for input on the connection. Input is kept
+// for the next request (the client pipelines); an end or error means the
+// client is gone, and the request context is cancelled so that the
+// upstream request stops too. Requests shorter than a tick, nearly all,
+// never pay for the goroutine, nor for a timer of their own.
 func (c *conn) watchFrom(b *body) {
 	c.wmu.Lock()
-	c.wgen++
-	gen := c.wgen
-	c.wbody = b.done()
-	c.wwanted, c.wrunning = false, false
+	c.wreq, c.wbody, c.wdue, c.wrunning = true, b.done(), false, false
 	c.wmu.Unlock()
 	b.onDone = c.bodyDone
-	time.AfterFunc(watchDelay, func() {
-		c.wmu.Lock()
-		defer c.wmu.Unlock()
-		if c.wgen == gen {
-			c.wwanted = true
-			c.startWatchLocked()
-		}
-	})
+}
+
+// watchDue is called by the sweeper on each tick.
+func (c *conn) watchDue() {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.wdue = true
+	c.startWatchLocked()
 }
 
 func (c *conn) bodyDone() {
@@ -211,7 +208,7 @@ func (c *conn) bodyDone() {
 }
 
 func (c *conn) startWatchLocked() {
-	if !c.wwanted || !c.wbody || c.wrunning {
+	if !c.wreq || !c.wdue || !c.wbody || c.wrunning {
 		return
 	}
 	c.wrunning = true
@@ -229,9 +226,8 @@ func (c *conn) startWatchLocked() {
 // reads the connection from here on.
 func (c *conn) unwatch() {
 	c.wmu.Lock()
-	c.wgen++ // disarms the timer
 	running, done := c.wrunning, c.wdone
-	c.wrunning = false
+	c.wreq, c.wrunning = false, false
 	c.wmu.Unlock()
 	if running {
 		c.rwc.SetReadDeadline(time.Unix(1, 0))

@@ -204,6 +204,7 @@ type body struct {
 	// beforeRead, if set, is called before the first read: it sends
 	// "100 Continue".
 	beforeRead func()
+	started    atomic.Bool // Read was called
 	eof        atomic.Bool
 	closed     atomic.Bool
 	err        error // sticky read error
@@ -222,6 +223,7 @@ func (b *body) Read(p []byte) (int, error) {
 	if b.err != nil {
 		return 0, b.err
 	}
+	b.started.Store(true)
 	if b.beforeRead != nil {
 		b.beforeRead()
 		b.beforeRead = nil
@@ -253,10 +255,13 @@ func (b *body) Read(p []byte) (int, error) {
 		}
 	}
 	if err == io.EOF {
-		b.eof.Store(true)
+		// onDone first: the connection moves on to its next request only
+		// once eof is visible, so a late onDone cannot fall into the next
+		// request's watch (see conn.watchFrom).
 		if b.onDone != nil {
 			b.onDone()
 		}
+		b.eof.Store(true)
 		return n, io.EOF
 	}
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -76,7 +77,9 @@ func (w *response) WriteHeader(code int) {
 	w.headMu.Unlock()
 
 	h := w.header
-	if hasToken(h["Connection"], "close") {
+	// A body the handler has not begun to read will not be read: say that
+	// the connection closes (see conn.handle).
+	if hasToken(h["Connection"], "close") || !w.req.body.started.Load() && !w.req.body.done() {
 		w.closeAfter = true
 	}
 	noContent := code == http.StatusNoContent || code == http.StatusNotModified
@@ -101,12 +104,8 @@ func (w *response) WriteHeader(code int) {
 	bw.WriteString("\r\n")
 	keys := make([]string, 0, len(h))
 	for k := range h {
-		switch k {
-		case "Connection", "Content-Length", "Transfer-Encoding":
-		default:
-			if isToken(k) {
-				keys = append(keys, k)
-			}
+		if isToken(k) && !framing(k) {
+			keys = append(keys, k)
 		}
 	}
 	slices.Sort(keys)
@@ -242,6 +241,12 @@ func (w *response) finish() bool {
 // is closed next, so the client sees a truncated response, never a
 // complete-looking one.
 func (w *response) abort() { w.release() }
+
+// framing reports whether k, in any case, is a field the server writes
+// itself.
+func framing(k string) bool {
+	return strings.EqualFold(k, "Connection") || strings.EqualFold(k, "Content-Length") || strings.EqualFold(k, "Transfer-Encoding")
+}
 
 // validValue refuses control bytes other than tab in a response field value.
 func validValue(v string) bool {

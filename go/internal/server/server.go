@@ -7,8 +7,9 @@
 // with a local agent that was most of its cost: twice nginx's CPU time
 // per request and 1.7 times its added latency (issue 5). Here one
 // goroutine per connection reads a request, calls the handler and writes
-// through one buffered writer, and nothing else runs unless a request
-// outlives watchDelay.
+// through one buffered writer, with no timer of its own: one sweeper per
+// server keeps the timeouts, and starts watching for a client that leaves
+// only once a request has outlived a tick (see conn.watchFrom).
 //
 // Parsing reuses the standard library (net/textproto for the head,
 // net/http/httputil for chunked bodies), and framing is stricter than
@@ -40,6 +41,10 @@ import (
 	"sync"
 	"time"
 )
+
+// maxTick bounds the sweeper's period, and so how long after its start a
+// request is watched for the client leaving.
+const maxTick = 250 * time.Millisecond
 
 // ErrServerClosed is returned by Serve after Shutdown or Close.
 var ErrServerClosed = http.ErrServerClosed
@@ -115,10 +120,11 @@ func (s *Server) Serve(ln net.Listener) error {
 }
 
 // sweep closes the connections whose deadline has passed (the header and
-// idle timeouts), every tenth of the shorter timeout, until Serve returns.
-// A timeout fires up to one tick late.
+// idle timeouts) and starts watching those serving a request (see
+// conn.watchFrom), every tenth of the shorter timeout and at least every
+// maxTick, until Serve returns. A timeout fires up to one tick late.
 func (s *Server) sweep() {
-	tick := time.Second
+	tick := maxTick
 	for _, d := range []time.Duration{s.ReadHeaderTimeout, s.IdleTimeout} {
 		if d > 0 { // zero: no limit, nothing to sweep for
 			tick = min(tick, d/10)
@@ -135,6 +141,8 @@ func (s *Server) sweep() {
 			for c := range s.conns {
 				if d := c.deadline.Load(); d != 0 && now.UnixNano() > d {
 					c.rwc.Close()
+				} else if c.active {
+					c.watchDue()
 				}
 			}
 			s.mu.Unlock()

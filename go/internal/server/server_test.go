@@ -591,6 +591,13 @@ func TestResponseFraming(t *testing.T) {
 			w.Header().Set("Content-Length", "five")
 			io.WriteString(w, "hello")
 		}, "HTTP/1.1 200 OK\r\nDate: D\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n"},
+		{"framing fields in any case replaced", get11, func(w http.ResponseWriter, r *http.Request) {
+			h := w.Header()
+			h["transfer-encoding"] = []string{"gzip"}
+			h["connection"] = []string{"keep-alive"}
+			h["content-length"] = []string{"99"}
+			io.WriteString(w, "hello")
+		}, "HTTP/1.1 200 OK\r\nDate: D\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n"},
 		{"no response splitting", get11, func(w http.ResponseWriter, r *http.Request) {
 			h := w.Header()
 			h["X-A"] = []string{"a\r\nX-Injected: 1", "kept"}
@@ -938,8 +945,14 @@ func TestUnreadBody(t *testing.T) {
 	// it closes.
 	body := strings.Repeat(get("/smuggled"), (48<<10)/len(get("/smuggled")))
 	go io.WriteString(c.conn, fmt.Sprintf("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s", len(body), body))
-	if resp, got := c.response("POST"); resp.StatusCode != 413 || got != "too large" {
+	resp, got := c.response("POST")
+	if resp.StatusCode != 413 || got != "too large" {
 		t.Errorf("got %d %q, want 413 \"too large\"", resp.StatusCode, got)
+	}
+	// The handler never read the body: the client is told not to reuse
+	// the connection, which closes.
+	if !resp.Close {
+		t.Error("response to a request whose body is left unread lacks Connection: close")
 	}
 	c.closed()
 	if n := calls.Load(); n != 1 {
