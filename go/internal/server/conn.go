@@ -47,12 +47,15 @@ type conn struct {
 	wdue     bool // a sweep tick has passed since the request began
 	wrunning bool
 	wdone    chan struct{} // closed when the watcher goroutine exits
+	// onBodyDone is bodyDone as a func value, made once per connection.
+	onBodyDone func()
 }
 
 func newConn(s *Server, rwc net.Conn) *conn {
 	c := &conn{s: s, rwc: rwc, src: limitReader{r: rwc}}
 	c.br = bufio.NewReaderSize(&c.src, 4096)
 	c.tp.R = c.br
+	c.onBodyDone = c.bodyDone
 	return c
 }
 
@@ -189,7 +192,7 @@ func (c *conn) watchFrom(b *body) {
 	c.wmu.Lock()
 	c.wreq, c.wbody, c.wdue, c.wrunning = true, b.done(), false, false
 	c.wmu.Unlock()
-	b.onDone = c.bodyDone
+	b.onDone = c.onBodyDone
 }
 
 // watchDue is called by the sweeper on each tick.

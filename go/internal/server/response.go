@@ -102,7 +102,8 @@ func (w *response) WriteHeader(code int) {
 	bw.WriteString(" ")
 	bw.WriteString(http.StatusText(code))
 	bw.WriteString("\r\n")
-	keys := make([]string, 0, len(h))
+	var keyBuf [32]string // a response has a dozen fields or so
+	keys := keyBuf[:0]
 	for k := range h {
 		if isToken(k) && !framing(k) {
 			keys = append(keys, k)
