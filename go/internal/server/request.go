@@ -277,31 +277,43 @@ func (b *body) Close() error {
 	return nil
 }
 
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !tokenChar[s[i]] {
-			return false
-		}
-	}
-	return true
-}
+func isToken(s string) bool { return allIn(s, &tokenChar) }
 
-// tokenChar is RFC 9110's tchar.
-var tokenChar = func() (t [256]bool) {
+// validHost accepts host[:port] in RFC 3986's characters: a reg-name,
+// an IPv4 address or a bracketed IPv6 literal.
+func validHost(s string) bool { return allIn(s, &hostChar) }
+
+var (
+	// tokenChar is RFC 9110's tchar.
+	tokenChar = alnumAnd("!#$%&'*+-.^_`|~")
+	// hostChar is RFC 3986's unreserved, sub-delims, pct-encoded and the
+	// ':', '[' and ']' of a port and an IP literal.
+	hostChar = alnumAnd("-._~!$&'()*+,;=%:[]")
+)
+
+// alnumAnd is a byte set of ASCII letters, digits and extra.
+func alnumAnd(extra string) (t [256]bool) {
 	for c := '0'; c <= '9'; c++ {
 		t[c] = true
 	}
 	for c := 'a'; c <= 'z'; c++ {
 		t[c], t[c-'a'+'A'] = true, true
 	}
-	for _, c := range "!#$%&'*+-.^_`|~" {
+	for _, c := range extra {
 		t[c] = true
 	}
 	return t
-}()
+}
+
+// allIn reports whether s is not empty and all its bytes are in set.
+func allIn(s string, set *[256]bool) bool {
+	for i := 0; i < len(s); i++ {
+		if !set[s[i]] {
+			return false
+		}
+	}
+	return s != ""
+}
 
 // validTarget accepts visible ASCII only: no spaces, controls or raw UTF-8.
 func validTarget(s string) bool {
@@ -315,35 +327,6 @@ func validTarget(s string) bool {
 	}
 	return true
 }
-
-// validHost accepts host[:port] in RFC 3986's characters: a reg-name,
-// an IPv4 address or a bracketed IPv6 literal.
-func validHost(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !hostChar[s[i]] {
-			return false
-		}
-	}
-	return true
-}
-
-// hostChar is RFC 3986's unreserved, sub-delims, pct-encoded and the ':',
-// '[' and ']' of a port and an IP literal.
-var hostChar = func() (t [256]bool) {
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for c := 'a'; c <= 'z'; c++ {
-		t[c], t[c-'a'+'A'] = true, true
-	}
-	for _, c := range "-._~!$&'()*+,;=%:[]" {
-		t[c] = true
-	}
-	return t
-}()
 
 // hasToken reports whether a comma-separated header list holds token,
 // ignoring case.
