@@ -66,12 +66,13 @@ type Server struct {
 	// Logf, if set, receives panics, accept errors and rejected requests.
 	Logf func(format string, args ...any)
 
-	mu       sync.Mutex
-	ln       net.Listener
-	conns    map[*conn]struct{}
-	closing  bool          // Shutdown or Close was called
-	drained  chan struct{} // closed when closing and the last conn is gone
-	serveEnd chan struct{} // closed when Serve returns
+	mu        sync.Mutex
+	ln        net.Listener
+	conns     map[*conn]struct{}
+	closing   bool          // Shutdown or Close was called
+	drained   chan struct{} // closed when closing and the last conn is gone
+	serveEnd  chan struct{} // closed when Serve returns
+	connected chan struct{} // a connection was tracked; wakes the sweeper
 }
 
 // Serve accepts connections on ln until Shutdown or Close, and serves each
@@ -88,6 +89,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.conns = make(map[*conn]struct{})
 	s.drained = make(chan struct{})
 	s.serveEnd = make(chan struct{})
+	s.connected = make(chan struct{}, 1)
 	s.mu.Unlock()
 	defer close(s.serveEnd)
 	go s.sweep()
@@ -130,7 +132,8 @@ func (s *Server) sweep() {
 			tick = min(tick, d/10)
 		}
 	}
-	t := time.NewTicker(max(tick, 10*time.Millisecond))
+	tick = max(tick, 10*time.Millisecond)
+	t := time.NewTicker(tick)
 	defer t.Stop()
 	for {
 		select {
@@ -145,7 +148,19 @@ func (s *Server) sweep() {
 					c.watchDue()
 				}
 			}
+			idle := len(s.conns) == 0
 			s.mu.Unlock()
+			if idle {
+				// Nothing to sweep: sleep until a connection arrives, so an
+				// unused proxy does not wake up four times a second.
+				t.Stop()
+				select {
+				case <-s.serveEnd:
+					return
+				case <-s.connected:
+				}
+				t.Reset(tick)
+			}
 		}
 	}
 }
@@ -172,6 +187,10 @@ func (s *Server) track(c *conn) bool {
 		return false
 	}
 	s.conns[c] = struct{}{}
+	select {
+	case s.connected <- struct{}{}:
+	default:
+	}
 	return true
 }
 
