@@ -71,7 +71,7 @@ func New(cfg Config) *Handler {
 
 type peerKey struct{}
 
-// ConnContext is meant for http.Server.ConnContext: it vets the peer of each
+// ConnContext is meant for server.Server.ConnContext: it vets the peer of each
 // new connection once, before any request on it is read.
 func (h *Handler) ConnContext(ctx context.Context, c net.Conn) context.Context {
 	if h.cfg.AllowPeer == nil {

@@ -194,8 +194,9 @@ func newTLSConfig(serverName string, roots *x509.CertPool) *tls.Config {
 //
 // The body is written by a goroutine while the response is read; it may
 // still be inside body.Read when Do returns an error or the response body is
-// closed, so body must tolerate a concurrent Close (net/http request bodies
-// do). Cancelling ctx closes the connection at any stage, mid-stream too.
+// closed, so body must tolerate a concurrent Close (request bodies of the
+// proxy's server and of net/http do). Cancelling ctx closes the connection
+// at any stage, mid-stream too.
 // The caller must close Response.Body; Response.Request is shared and must
 // not be modified. Response.Body also has a method Wait(), which blocks until
 // a Read would not (see respBody.Wait).
