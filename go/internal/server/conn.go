@@ -56,6 +56,8 @@ func newConn(s *Server, rwc net.Conn) *conn {
 	c.br = bufio.NewReaderSize(&c.src, 4096)
 	c.tp.R = c.br
 	c.onBodyDone = c.bodyDone
+	// Made here, not in serve, so that Server.Close can cancel it at once.
+	c.ctx, c.cancel = context.WithCancelCause(context.Background())
 	return c
 }
 
@@ -88,11 +90,9 @@ func (c *conn) serve() {
 		}
 	}()
 	c.addr = c.rwc.RemoteAddr().String()
-	ctx := context.Background()
 	if c.s.ConnContext != nil {
-		ctx = c.s.ConnContext(ctx, c.rwc)
+		c.ctx = c.s.ConnContext(c.ctx, c.rwc)
 	}
-	c.ctx, c.cancel = context.WithCancelCause(ctx)
 	defer c.cancel(nil)
 	c.src.remain = math.MaxInt64
 

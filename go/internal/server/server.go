@@ -229,7 +229,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 }
 
-// Close stops accepting and closes every connection at once.
+// Close stops accepting, closes every connection at once and cancels the
+// contexts of their requests.
 func (s *Server) Close() error {
 	s.beginClosing(true)
 	return nil
@@ -247,6 +248,9 @@ func (s *Server) beginClosing(all bool) bool {
 	s.ln.Close()
 	for c := range s.conns {
 		if all || !c.active {
+			// A handler waiting on its request's context (for an upstream
+			// answer, say) learns at once that its client is gone.
+			c.cancel(ErrServerClosed)
 			c.rwc.Close()
 		}
 	}

@@ -1526,3 +1526,32 @@ func FuzzReadRequest(f *testing.F) {
 		}
 	})
 }
+
+// TestCloseCancelsRequests: a handler waiting on its request's context,
+// as the proxy waits for an upstream answer, is released by Close at once,
+// even before a sweeper tick has started watching its client.
+func TestCloseCancelsRequests(t *testing.T) {
+	t.Parallel()
+	entered := make(chan struct{})
+	causes := make(chan error, 1)
+	ts := startServer(t, func(w http.ResponseWriter, r *http.Request) {
+		close(entered)
+		select {
+		case <-r.Context().Done():
+			causes <- context.Cause(r.Context())
+		case <-time.After(testTimeout):
+			causes <- errors.New("not cancelled")
+		}
+	})
+	c := dial(t, ts.addr)
+	c.write(get("/"))
+	<-entered
+	start := time.Now()
+	ts.Close()
+	if err := <-causes; !errors.Is(err, ErrServerClosed) {
+		t.Errorf("request context: got %v, want ErrServerClosed", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("handler released %v after Close, want at once", d)
+	}
+}
