@@ -346,26 +346,38 @@ func TestHTTPSProxyTunnel(t *testing.T) {
 	}
 }
 
-// TestHTTPSProxyUntrusted: the proxy's certificate is verified against
-// Config.RootCAs and the proxy URL's host; a failure stops before any
-// CONNECT, so the proxy learns neither the upstream nor the credentials.
-func TestHTTPSProxyUntrusted(t *testing.T) {
+// TestHTTPSProxyFailures: a request through a proxy that cannot be used
+// fails with an error naming the proxy step and holding no key bytes, and
+// nothing reaches the upstream. The proxy's certificate is verified
+// against Config.RootCAs and the proxy URL's host, and a failure there
+// stops before any CONNECT, so the proxy learns neither the upstream nor
+// the credentials; a non-2xx answer to the CONNECT is a refusal.
+func TestHTTPSProxyFailures(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		name     string
-		dnsNames []string
-		ips      []net.IP
-		trustCA  bool
+		name         string
+		dnsNames     []string
+		ips          []net.IP
+		trustCA      bool
+		refuse       string // the proxy's answer to CONNECT, if not 200
+		wantErr      string
+		wantConnects int
 	}{
-		{name: "unknown CA", ips: loopback, trustCA: false},
-		{name: "wrong name", dnsNames: []string{"proxy.example"}, trustCA: true},
+		{name: "unknown CA", ips: loopback, wantErr: "tls handshake with proxy"},
+		{name: "wrong name", dnsNames: []string{"proxy.example"}, trustCA: true, wantErr: "tls handshake with proxy"},
+		{name: "407", ips: loopback, trustCA: true, refuse: "407 Proxy Authentication Required", wantConnects: 1},
+		{name: "403", ips: loopback, trustCA: true, refuse: "403 Forbidden", wantConnects: 1},
+		{name: "502", ips: loopback, trustCA: true, refuse: "502 Bad Gateway", wantConnects: 1},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
+			if tc.refuse != "" {
+				tc.wantErr = "proxy refused CONNECT: " + tc.refuse
+			}
 			up := newRecordingUpstream(t)
 			cert, ca := newProxyCert(t, tc.ips, tc.dnsNames)
-			p := newTLSProxy(t, cert, "")
+			p := newTLSProxy(t, cert, tc.refuse)
 			roots := up.roots.Clone()
 			if tc.trustCA {
 				roots.AddCert(ca)
@@ -377,57 +389,16 @@ func TestHTTPSProxyUntrusted(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), wait)
 			defer cancel()
 			_, err := c.Do(ctx, nil, strings.NewReader("{}"), 2)
-			if err == nil || !strings.Contains(err.Error(), "tls handshake with proxy") {
-				t.Errorf("Do: got %v, want a tls handshake with proxy error", err)
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("Do: got %v, want an error containing %q", err, tc.wantErr)
 			}
-			if records := p.finish(t, c); len(records) != 0 {
-				t.Errorf("CONNECTs: got %d, want 0", len(records))
-			}
-			if n := up.conns.Load(); n != 0 {
-				t.Errorf("upstream connections: got %d, want 0", n)
-			}
-		})
-	}
-}
-
-// TestHTTPSProxyRefused: a non-2xx answer to the CONNECT fails the request
-// with an error that names the proxy step and holds no key bytes, and
-// nothing reaches the upstream.
-func TestHTTPSProxyRefused(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		name   string
-		refuse string
-	}{
-		{name: "407", refuse: "407 Proxy Authentication Required"},
-		{name: "403", refuse: "403 Forbidden"},
-		{name: "502", refuse: "502 Bad Gateway"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			up := newRecordingUpstream(t)
-			cert, ca := newProxyCert(t, loopback, nil)
-			p := newTLSProxy(t, cert, tc.refuse)
-			roots := up.roots.Clone()
-			roots.AddCert(ca)
-			c := newClient(t, up.srv.URL+"/v1/responses", func(cfg *Config) {
-				cfg.RootCAs = roots
-				cfg.Proxy = func(*url.URL) (*url.URL, error) { return p.url(nil), nil }
-			})
-			ctx, cancel := context.WithTimeout(context.Background(), wait)
-			defer cancel()
-			_, err := c.Do(ctx, nil, strings.NewReader("{}"), 2)
-			if want := "proxy refused CONNECT: " + tc.refuse; err == nil || !strings.Contains(err.Error(), want) {
-				t.Fatalf("Do: got %v, want an error containing %q", err, want)
-			}
-			for _, s := range []string{testKey, "Bearer"} {
+			for _, s := range []string{testKey, "Bearer", "s3cret"} {
 				if strings.Contains(err.Error(), s) {
 					t.Errorf("error %q contains %q", err, s)
 				}
 			}
-			if records := p.finish(t, c); len(records) != 1 {
-				t.Errorf("CONNECTs: got %d, want 1", len(records))
+			if records := p.finish(t, c); len(records) != tc.wantConnects {
+				t.Errorf("CONNECTs: got %d, want %d", len(records), tc.wantConnects)
 			}
 			if n := up.conns.Load(); n != 0 {
 				t.Errorf("upstream connections: got %d, want 0", n)
