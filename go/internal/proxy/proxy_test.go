@@ -50,7 +50,7 @@ func (l *logSink) String() string {
 	return strings.Join(l.lines, "\n")
 }
 
-func newHarness(t *testing.T, cfg Config, upstreamHandler http.HandlerFunc) *harness {
+func newHarness(t testing.TB, cfg Config, upstreamHandler http.HandlerFunc) *harness {
 	t.Helper()
 	h := &harness{logs: &logSink{}}
 	h.upstream = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -420,28 +420,39 @@ func TestPeerRefused(t *testing.T) {
 	}
 }
 
+// BenchmarkForward is one keep-alive request after another through the
+// proxy's server, handler and upstream client to a loopback upstream, as an
+// agent's small JSON turns go.
 func BenchmarkForward(b *testing.B) {
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := newHarness(b, Config{}, func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "application/json")
-		io.WriteString(w, `{"id":"resp_1","object":"response"}`)
-	}))
-	defer up.Close()
-	u, _ := url.Parse(up.URL + "/v1/responses")
-	client, err := upstream.New(upstream.Config{URL: u, Auth: []byte(testAuth)})
+		w.Header().Set("X-Request-Id", "req_1")
+		io.WriteString(w, `{"id":"resp_1","object":"response","status":"completed"}`)
+	})
+	c, err := net.Dial("tcp", h.addr)
 	if err != nil {
 		b.Fatal(err)
 	}
-	handler := New(Config{Upstream: client, Logf: func(string, ...any) {}})
-	body := strings.Repeat(`{"role":"user","content":"hello"},`, 100)
+	defer c.Close()
+	const body = `{"model":"gpt-5","input":"ping","stream":false}`
+	req := []byte("POST /v1/responses HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: codex_exec/0.169.0\r\n" +
+		"Content-Type: application/json\r\nAccept: application/json\r\nOriginator: codex_exec\r\n" +
+		"Session-Id: 0199a7c1-5d6e-7f00-8000-000000000001\r\nContent-Length: 47\r\n\r\n" + body)
+	br := bufio.NewReader(c)
 	b.ReportAllocs()
 	for b.Loop() {
-		req := httptest.NewRequest("POST", "/v1/responses", strings.NewReader(body))
-		req.Host = "127.0.0.1:1"
-		w := httptest.NewRecorder()
-		handler.ServeHTTP(w, req)
-		if w.Code != 200 {
-			b.Fatalf("got %d", w.Code)
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Write(req); err != nil {
+			b.Fatal(err)
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			b.Fatalf("got %d", resp.StatusCode)
 		}
 	}
 }
