@@ -283,6 +283,10 @@ func (c *Client) tunnel(ctx context.Context, raw net.Conn, proxyURL *url.URL) (n
 		}
 		return nil
 	})
+	if err != nil && ctx.Err() != nil {
+		// withDeadline reports only the cancellation: name the step.
+		return nil, fmt.Errorf("CONNECT exchange with proxy: %w", err)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -420,11 +420,13 @@ func TestProxyHangs(t *testing.T) {
 		scheme  string
 		tls     bool // the proxy completes a TLS handshake first
 		connect bool // the proxy reads the CONNECT, then hangs
+		cancel  bool // the caller's context ends first, not our timeouts
 		wantErr string
 	}{
 		{name: "http proxy, CONNECT unanswered", scheme: "http", connect: true, wantErr: "reading CONNECT response from proxy"},
 		{name: "https proxy, CONNECT unanswered", scheme: "https", tls: true, connect: true, wantErr: "reading CONNECT response from proxy"},
 		{name: "https proxy, TLS handshake unanswered", scheme: "https", wantErr: "tls handshake with proxy"},
+		{name: "caller gives up during CONNECT", scheme: "http", connect: true, cancel: true, wantErr: "CONNECT exchange with proxy"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -453,19 +455,25 @@ func TestProxyHangs(t *testing.T) {
 			roots.AddCert(ca)
 			c := newClient(t, up.srv.URL+"/v1/responses", func(cfg *Config) {
 				cfg.RootCAs = roots
-				cfg.DialTimeout = timeout
-				cfg.TLSHandshakeTimeout = timeout
+				cfg.DialTimeout, cfg.TLSHandshakeTimeout = timeout, timeout
+				if tc.cancel {
+					cfg.DialTimeout, cfg.TLSHandshakeTimeout = wait, wait
+				}
 				cfg.Proxy = func(*url.URL) (*url.URL, error) {
 					return &url.URL{Scheme: tc.scheme, Host: psrv.ln.Addr().String()}, nil
 				}
 			})
-			ctx, cancel := context.WithTimeout(context.Background(), wait)
+			ctxTimeout, wantIs := wait, error(os.ErrDeadlineExceeded)
+			if tc.cancel {
+				ctxTimeout, wantIs = timeout, context.DeadlineExceeded
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), ctxTimeout)
 			defer cancel()
 			start := time.Now()
 			_, err := c.Do(ctx, nil, strings.NewReader("{}"), 2)
 			d := time.Since(start)
-			if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !errors.Is(err, os.ErrDeadlineExceeded) {
-				t.Errorf("Do: got %v, want a %q timeout", err, tc.wantErr)
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !errors.Is(err, wantIs) {
+				t.Errorf("Do: got %v, want %q and %v", err, tc.wantErr, wantIs)
 			}
 			if d > 2*time.Second {
 				t.Errorf("Do took %v, want about %v", d, timeout)
