@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net"
 	"net/http"
 	"net/textproto"
@@ -94,7 +93,7 @@ func (c *conn) serve() {
 		c.ctx = c.s.ConnContext(c.ctx, c.rwc)
 	}
 	defer c.cancel(nil)
-	c.src.remain = math.MaxInt64
+	c.limitInput(false)
 
 	wait, first := c.s.ReadHeaderTimeout, true // the first request: from the accept
 	for {
@@ -159,8 +158,8 @@ func (c *conn) handle(req *request) (keep bool) {
 	c.watchFrom(req.body)
 	finished := false
 	defer func() {
-		c.unwatch()
-		if !finished {
+		if !finished { // the handler panicked
+			c.unwatch()
 			w.abort()
 		}
 	}()

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+
+	"github.com/openai/codex-responses-api-proxy/go/internal/httpsyntax"
 )
 
 // requestError is a request that gets a fixed status and a closed
@@ -39,13 +41,23 @@ type request struct {
 
 // readRequest reads one request head and frames its body.
 func (c *conn) readRequest() (*request, error) {
-	c.src.remain = int64(c.s.MaxHeaderBytes) + headSlop
+	c.limitInput(true)
 	req, err := c.readHead()
 	if err != nil && c.src.remain <= 0 {
 		return nil, &requestError{http.StatusRequestHeaderFieldsTooLarge, "request head too large"}
 	}
-	c.src.remain = math.MaxInt64
+	c.limitInput(false)
 	return req, err
+}
+
+// limitInput bounds what may be read from the connection to a head's
+// worth (MaxHeaderBytes and what the reader buffers beyond it), or lifts
+// the bound, for a body.
+func (c *conn) limitInput(head bool) {
+	c.src.remain = math.MaxInt64
+	if head {
+		c.src.remain = int64(c.s.MaxHeaderBytes) + headSlop
+	}
 }
 
 func (c *conn) readHead() (*request, error) {
@@ -58,7 +70,7 @@ func (c *conn) readHead() (*request, error) {
 	}
 	method, rest, ok1 := strings.Cut(line, " ")
 	target, proto, ok2 := strings.Cut(rest, " ")
-	if !ok1 || !ok2 || !isToken(method) || !validTarget(target) {
+	if !ok1 || !ok2 || !httpsyntax.IsToken(method) || !validTarget(target) {
 		return nil, badRequest("malformed request line")
 	}
 	var minor int
@@ -90,14 +102,14 @@ func (c *conn) readHead() (*request, error) {
 		// (go.dev/issue/34540): "Transfer-Encoding : chunked" would frame
 		// the body for another parser and not for this one. RFC 9112, 5.1:
 		// reject with 400.
-		if !isToken(name) {
+		if !httpsyntax.IsToken(name) {
 			return nil, badRequest("malformed header field")
 		}
 	}
 	h := http.Header(header)
 
 	hosts := h["Host"]
-	if len(hosts) > 1 || (len(hosts) == 0 && minor == 1) || (len(hosts) == 1 && !validHost(hosts[0])) {
+	if len(hosts) > 1 || (len(hosts) == 0 && minor == 1) || (len(hosts) == 1 && !httpsyntax.ValidHost(hosts[0])) {
 		return nil, badRequest("exactly one valid Host field is required")
 	}
 	host := ""
@@ -132,7 +144,7 @@ func (c *conn) readHead() (*request, error) {
 		Close:      req.closeAfter,
 	}
 	r.ContentLength = b.length
-	if b.chunked {
+	if b.chunks != nil {
 		r.TransferEncoding = []string{"chunked"}
 	}
 	r.Body = http.NoBody
@@ -159,7 +171,7 @@ func (c *conn) frameBody(h http.Header, minor int, req *request) (*body, error) 
 			return nil, &requestError{http.StatusNotImplemented, "only Transfer-Encoding: chunked is supported"}
 		}
 		delete(h, "Transfer-Encoding")
-		b.chunked, b.length = true, -1
+		b.length = -1
 		b.chunks = httputil.NewChunkedReader(c.br)
 		req.closeAfter = true // a chunked request is never followed by another
 	case hasCL:
@@ -169,7 +181,7 @@ func (c *conn) frameBody(h http.Header, minor int, req *request) (*body, error) 
 		}
 		b.length, b.remain = n, n
 	}
-	if !b.chunked && b.remain == 0 {
+	if b.chunks == nil && b.remain == 0 {
 		b.eof.Store(true)
 	}
 	return b, nil
@@ -194,11 +206,10 @@ func parseLength(values []string) (int64, bool) {
 // it hands it to); the connection checks done after the handler returns,
 // and reads the connection again only if done.
 type body struct {
-	c       *conn
-	length  int64 // Content-Length, -1 if chunked
-	remain  int64
-	chunked bool
-	chunks  io.Reader
+	c      *conn
+	length int64 // Content-Length, -1 if chunked
+	remain int64
+	chunks io.Reader // the chunked decoder, nil for a Content-Length body
 	// onDone is called once, when the body has been read to its end.
 	onDone func()
 	// beforeRead, if set, is called before the first read: it sends
@@ -230,16 +241,16 @@ func (b *body) Read(p []byte) (int, error) {
 	}
 	var n int
 	var err error
-	if b.chunked {
+	if b.chunks != nil {
 		n, err = b.chunks.Read(p)
 		if err == io.EOF {
 			// The trailer section is read, within the head's limit, and
 			// dropped: trailers are never forwarded.
-			b.c.src.remain = int64(b.c.s.MaxHeaderBytes) + headSlop
+			b.c.limitInput(true)
 			if _, terr := b.c.tp.ReadMIMEHeader(); terr != nil {
 				err = badRequest("malformed or oversized trailer section")
 			}
-			b.c.src.remain = math.MaxInt64
+			b.c.limitInput(false)
 		}
 	} else {
 		if int64(len(p)) > b.remain {
@@ -275,44 +286,6 @@ func (b *body) Read(p []byte) (int, error) {
 func (b *body) Close() error {
 	b.closed.Store(true)
 	return nil
-}
-
-func isToken(s string) bool { return allIn(s, &tokenChar) }
-
-// validHost accepts host[:port] in RFC 3986's characters: a reg-name,
-// an IPv4 address or a bracketed IPv6 literal.
-func validHost(s string) bool { return allIn(s, &hostChar) }
-
-var (
-	// tokenChar is RFC 9110's tchar.
-	tokenChar = alnumAnd("!#$%&'*+-.^_`|~")
-	// hostChar is RFC 3986's unreserved, sub-delims, pct-encoded and the
-	// ':', '[' and ']' of a port and an IP literal.
-	hostChar = alnumAnd("-._~!$&'()*+,;=%:[]")
-)
-
-// alnumAnd is a byte set of ASCII letters, digits and extra.
-func alnumAnd(extra string) (t [256]bool) {
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for c := 'a'; c <= 'z'; c++ {
-		t[c], t[c-'a'+'A'] = true, true
-	}
-	for _, c := range extra {
-		t[c] = true
-	}
-	return t
-}
-
-// allIn reports whether s is not empty and all its bytes are in set.
-func allIn(s string, set *[256]bool) bool {
-	for i := 0; i < len(s); i++ {
-		if !set[s[i]] {
-			return false
-		}
-	}
-	return s != ""
 }
 
 // validTarget accepts visible ASCII only: no spaces, controls or raw UTF-8.

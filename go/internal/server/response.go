@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/openai/codex-responses-api-proxy/go/internal/httpsyntax"
 )
 
 // writeBufSize holds a response head and one 16 KiB read of a stream with
@@ -105,14 +107,14 @@ func (w *response) WriteHeader(code int) {
 	var keyBuf [32]string // a response has a dozen fields or so
 	keys := keyBuf[:0]
 	for k := range h {
-		if isToken(k) && !framing(k) {
+		if httpsyntax.IsToken(k) && !framing(k) {
 			keys = append(keys, k)
 		}
 	}
 	slices.Sort(keys)
 	for _, k := range keys {
 		for _, v := range h[k] {
-			if validValue(v) {
+			if httpsyntax.ValidFieldValue(v) {
 				bw.WriteString(k)
 				bw.WriteString(": ")
 				bw.WriteString(v)
@@ -247,14 +249,4 @@ func (w *response) abort() { w.release() }
 // itself.
 func framing(k string) bool {
 	return strings.EqualFold(k, "Connection") || strings.EqualFold(k, "Content-Length") || strings.EqualFold(k, "Transfer-Encoding")
-}
-
-// validValue refuses control bytes other than tab in a response field value.
-func validValue(v string) bool {
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; (c < ' ' && c != '\t') || c == 0x7f {
-			return false
-		}
-	}
-	return true
 }

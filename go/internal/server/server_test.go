@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/openai/codex-responses-api-proxy/go/internal/httpsyntax"
 )
 
 // testTimeout bounds every wait in these tests, so that a hung server fails
@@ -1432,7 +1434,7 @@ func FuzzReadRequest(f *testing.F) {
 		violations = append(violations, fmt.Sprintf(format, args...))
 	}
 	ts := startServer(f, func(w http.ResponseWriter, r *http.Request) {
-		if !validHost(r.Host) && (r.Host != "" || r.ProtoMinor != 0) {
+		if !httpsyntax.ValidHost(r.Host) && (r.Host != "" || r.ProtoMinor != 0) {
 			violate("handler got Host %q in HTTP/1.%d", r.Host, r.ProtoMinor)
 		}
 		chunked := slices.Equal(r.TransferEncoding, []string{"chunked"})
@@ -1445,7 +1447,7 @@ func FuzzReadRequest(f *testing.F) {
 			}
 		}
 		for name := range r.Header {
-			if !isToken(name) {
+			if !httpsyntax.IsToken(name) {
 				violate("handler got field name %q", name)
 			}
 		}

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/openai/codex-responses-api-proxy/go/internal/httpsyntax"
 )
 
 // head is a pooled buffer for the request head minus the Auth line: the
@@ -66,7 +68,7 @@ func (h *head) build(c *Client, header http.Header, contentLength int64) (split 
 			return 0, err
 		}
 		for _, v := range header[k] {
-			if !validHeaderValue(v) {
+			if !httpsyntax.ValidFieldValue(v) {
 				return 0, fmt.Errorf("request header %q: value contains a control character", trim(k))
 			}
 			b = append(b, k...)
@@ -104,10 +106,8 @@ func checkHeaderName(k string) error {
 	if k == "" {
 		return errors.New("request header with an empty name")
 	}
-	for i := 0; i < len(k); i++ {
-		if !isTokenChar(k[i]) {
-			return fmt.Errorf("request header name %q is not a token", trim(k))
-		}
+	if !httpsyntax.IsToken(k) {
+		return fmt.Errorf("request header name %q is not a token", trim(k))
 	}
 	for _, r := range reserved {
 		if strings.EqualFold(k, r) {
@@ -115,26 +115,6 @@ func checkHeaderName(k string) error {
 		}
 	}
 	return nil
-}
-
-// isTokenChar reports whether c may appear in a field name (RFC 9110, 5.6.2).
-func isTokenChar(c byte) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		return true
-	}
-	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
-}
-
-// validHeaderValue rejects CR, LF, NUL and the other controls except HTAB
-// (RFC 9110, 5.5), the same rule net/http's server applies to what it reads.
-func validHeaderValue(v string) bool {
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; (c < ' ' && c != '\t') || c == 0x7f {
-			return false
-		}
-	}
-	return true
 }
 
 // bodyBufSize is the fixed copy buffer of a streamed body and the largest

@@ -114,6 +114,23 @@ func newRecordingUpstream(t *testing.T) *recordingUpstream {
 	return u
 }
 
+// clientVia returns a client of u that goes through proxy and trusts u's
+// certificate and, unless it is nil, the proxy's CA; mod adjusts the rest.
+func (u *recordingUpstream) clientVia(t *testing.T, proxy *url.URL, ca *x509.Certificate, mod func(*Config)) *Client {
+	t.Helper()
+	roots := u.roots.Clone()
+	if ca != nil {
+		roots.AddCert(ca)
+	}
+	return newClient(t, u.srv.URL+"/v1/responses", func(cfg *Config) {
+		cfg.RootCAs = roots
+		cfg.Proxy = func(*url.URL) (*url.URL, error) { return proxy, nil }
+		if mod != nil {
+			mod(cfg)
+		}
+	})
+}
+
 func (u *recordingUpstream) addr() string { return u.srv.Listener.Addr().String() }
 
 // checkHeaders fails unless every request carried our bearer and none
@@ -301,12 +318,7 @@ func TestHTTPSProxyTunnel(t *testing.T) {
 			up := newRecordingUpstream(t)
 			cert, ca := newProxyCert(t, loopback, nil)
 			p := newTLSProxy(t, cert, "")
-			roots := up.roots.Clone()
-			roots.AddCert(ca)
-			c := newClient(t, up.srv.URL+"/v1/responses", func(cfg *Config) {
-				cfg.RootCAs = roots
-				cfg.Proxy = func(*url.URL) (*url.URL, error) { return p.url(tc.user), nil }
-			})
+			c := up.clientVia(t, p.url(tc.user), ca, nil)
 			const body = `{"input":"tunnelled-body"}`
 			if status, got := get(t, c, body); status != 200 || got != `{"ok":true}` {
 				t.Errorf("got %d %q, want 200 %q", status, got, `{"ok":true}`)
@@ -378,14 +390,10 @@ func TestHTTPSProxyFailures(t *testing.T) {
 			up := newRecordingUpstream(t)
 			cert, ca := newProxyCert(t, tc.ips, tc.dnsNames)
 			p := newTLSProxy(t, cert, tc.refuse)
-			roots := up.roots.Clone()
-			if tc.trustCA {
-				roots.AddCert(ca)
+			if !tc.trustCA {
+				ca = nil
 			}
-			c := newClient(t, up.srv.URL+"/v1/responses", func(cfg *Config) {
-				cfg.RootCAs = roots
-				cfg.Proxy = func(*url.URL) (*url.URL, error) { return p.url(url.UserPassword("alice", "s3cret")), nil }
-			})
+			c := up.clientVia(t, p.url(url.UserPassword("alice", "s3cret")), ca, nil)
 			ctx, cancel := context.WithTimeout(context.Background(), wait)
 			defer cancel()
 			_, err := c.Do(ctx, nil, strings.NewReader("{}"), 2)
@@ -451,16 +459,10 @@ func TestProxyHangs(t *testing.T) {
 				}
 				io.Copy(io.Discard, rc) // until the client gives up
 			})
-			roots := up.roots.Clone()
-			roots.AddCert(ca)
-			c := newClient(t, up.srv.URL+"/v1/responses", func(cfg *Config) {
-				cfg.RootCAs = roots
+			c := up.clientVia(t, &url.URL{Scheme: tc.scheme, Host: psrv.ln.Addr().String()}, ca, func(cfg *Config) {
 				cfg.DialTimeout, cfg.TLSHandshakeTimeout = timeout, timeout
 				if tc.cancel {
 					cfg.DialTimeout, cfg.TLSHandshakeTimeout = wait, wait
-				}
-				cfg.Proxy = func(*url.URL) (*url.URL, error) {
-					return &url.URL{Scheme: tc.scheme, Host: psrv.ln.Addr().String()}, nil
 				}
 			})
 			ctxTimeout, wantIs := wait, error(os.ErrDeadlineExceeded)
@@ -496,12 +498,7 @@ func TestHTTPSProxyReuse(t *testing.T) {
 	up := newRecordingUpstream(t)
 	cert, ca := newProxyCert(t, loopback, nil)
 	p := newTLSProxy(t, cert, "")
-	roots := up.roots.Clone()
-	roots.AddCert(ca)
-	c := newClient(t, up.srv.URL+"/v1/responses", func(cfg *Config) {
-		cfg.RootCAs = roots
-		cfg.Proxy = func(*url.URL) (*url.URL, error) { return p.url(nil), nil }
-	})
+	c := up.clientVia(t, p.url(nil), ca, nil)
 	for i := range 2 {
 		if status, body := get(t, c, `{"i":1}`); status != 200 || body != `{"ok":true}` {
 			t.Fatalf("request %d: got %d %q, want 200", i, status, body)

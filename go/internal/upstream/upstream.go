@@ -43,6 +43,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/openai/codex-responses-api-proxy/go/internal/httpsyntax"
 )
 
 // Defaults applied by New for zero Config fields.
@@ -114,7 +116,7 @@ func New(cfg Config) (*Client, error) {
 		return nil, errors.New("upstream URL must be of the form scheme://host[:port]/path[?query] without user info")
 	}
 	target := u.RequestURI()
-	if !validHeaderValue(u.Host) || strings.ContainsAny(u.Host, " \t") || !validHeaderValue(target) || strings.ContainsAny(target, " \t") {
+	if !httpsyntax.ValidFieldValue(u.Host) || strings.ContainsAny(u.Host, " \t") || !httpsyntax.ValidFieldValue(target) || strings.ContainsAny(target, " \t") {
 		return nil, errors.New("upstream URL contains control characters or spaces")
 	}
 	if len(cfg.Auth) == 0 {
