@@ -202,6 +202,34 @@ func TestHTTPUpstreamIgnoresProxy(t *testing.T) {
 // (crypto/tls's record scratch buffers sit in a package-private pool; they
 // hold only ciphertext because records are sealed in place, see the package
 // comment. The process-wide memory census of issue 4 covers them.)
+// TestTLS12Only: against an upstream that speaks TLS 1.3, the client still
+// negotiates TLS 1.2 with an AEAD suite, the record layer that seals the key
+// from its locked slice without copying it (see the package comment).
+func TestTLS12Only(t *testing.T) {
+	srv, roots, _ := newTLSUpstream(t)
+	probe, err := tls.Dial("tcp", srv.Listener.Addr().String(), &tls.Config{RootCAs: roots, ServerName: "example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := probe.ConnectionState().Version; v != tls.VersionTLS13 {
+		t.Fatalf("probe: got %s, want the upstream to offer TLS 1.3", tls.VersionName(v))
+	}
+	probe.Close()
+	c := newClient(t, srv.URL+"/v1/responses", func(cfg *Config) { cfg.RootCAs = roots })
+	pc, err := c.dial(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.close()
+	st := pc.nc.(*tls.Conn).ConnectionState()
+	if st.Version != tls.VersionTLS12 {
+		t.Errorf("version: got %s, want TLS 1.2", tls.VersionName(st.Version))
+	}
+	if name := tls.CipherSuiteName(st.CipherSuite); !strings.Contains(name, "_GCM_") && !strings.Contains(name, "CHACHA20_POLY1305") {
+		t.Errorf("cipher suite: got %s, want an AEAD suite", name)
+	}
+}
+
 func TestKeyNeverBuffered(t *testing.T) {
 	var scanned, leaks atomic.Int32
 	hook := func(b []byte) {

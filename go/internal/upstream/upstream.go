@@ -10,11 +10,15 @@
 //
 //   - plain TCP: net.Buffers{head, auth, framing}.WriteTo(conn) is a writev;
 //     the kernel copies the bytes straight from the locked page.
-//   - TLS: tls.Conn.Write(auth) as a call of its own. TLS 1.3 copies the
-//     plaintext into its record buffer and seals it in place, so only
-//     ciphertext remains there; TLS 1.2 AEAD suites seal from the source slice
-//     into the record buffer. CBC suites are disabled because their HMAC would
-//     keep a tail of the plaintext in the hash state.
+//   - TLS: tls.Conn.Write(auth) as a call of its own, over TLS 1.2 with AEAD
+//     suites only, which seal from the source slice straight into the record
+//     buffer. TLS 1.3 is not offered: Go's TLS 1.3 record layer appends the
+//     plaintext to a pooled scratch buffer and seals it there, and when that
+//     buffer is too small for the tag, Seal moves to a new one and the old
+//     one is dropped with the plaintext in it (crypto/tls halfConn.encrypt);
+//     the key census found such a copy of the key in the heap. CBC suites are
+//     disabled because their HMAC would keep a tail of the plaintext in the
+//     hash state.
 //
 // The auth slice is never converted to a string, never put in an http.Header,
 // and never written into a buffer of this package (the pooled head and body
@@ -163,12 +167,14 @@ func proxyFromEnvironment(u *url.URL) (*url.URL, error) {
 	return http.ProxyFromEnvironment(&http.Request{URL: u})
 }
 
-// newTLSConfig offers HTTP/1.1 only (no HPACK table can ever hold the key) and
-// AEAD suites only for TLS 1.2 (see the package comment).
+// newTLSConfig offers HTTP/1.1 only (no HPACK table can ever hold the key),
+// and TLS 1.2 only, with forward-secret AEAD suites only (see the package
+// comment).
 func newTLSConfig(serverName string, roots *x509.CertPool) *tls.Config {
 	return &tls.Config{
 		ServerName: serverName,
 		MinVersion: tls.VersionTLS12,
+		MaxVersion: tls.VersionTLS12,
 		NextProtos: []string{"http/1.1"},
 		RootCAs:    roots,
 		CipherSuites: []uint16{
