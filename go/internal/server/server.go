@@ -248,10 +248,12 @@ func (s *Server) beginClosing(all bool) bool {
 	s.ln.Close()
 	for c := range s.conns {
 		if all || !c.active {
-			// A handler waiting on its request's context (for an upstream
+			// Closed first, so that a handler released by the cancellation
+			// cannot end its response cleanly; cancelled next, so that a
+			// handler waiting on its request's context (for an upstream
 			// answer, say) learns at once that its client is gone.
-			c.cancel(ErrServerClosed)
 			c.rwc.Close()
+			c.cancel(ErrServerClosed)
 		}
 	}
 	if len(s.conns) == 0 {
