@@ -14,9 +14,10 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sort"
 	"sync/atomic"
 	"time"
+
+	"github.com/openai/codex-responses-api-proxy/go/internal/httpsyntax"
 )
 
 // MaxBody is how many body bytes one dump file keeps; the rest is counted
@@ -102,7 +103,7 @@ type responseFile struct {
 
 // Request writes the request file. The proxy calls it once the whole body
 // has been passed upstream, so the disk never delays a byte of the request.
-func (e *Exchange) Request(method, url string, h http.Header, body *Body) {
+func (e *Exchange) Request(method, url string, h []httpsyntax.Field, body *Body) {
 	e.write("request", requestFile{
 		Method: method, URL: url, Headers: headers(h),
 		Body: bodyValue(body), BodyTruncated: body.truncated,
@@ -113,7 +114,7 @@ func (e *Exchange) Request(method, url string, h http.Header, body *Body) {
 // an error rather than cleanly. The proxy calls it after the last byte has
 // been flushed to the client and before it ends the response, so the file is
 // complete by the time a streamed response is.
-func (e *Exchange) Response(status int, h http.Header, body *Body, aborted bool) {
+func (e *Exchange) Response(status int, h []httpsyntax.Field, body *Body, aborted bool) {
 	e.write("response", responseFile{
 		Status: status, Headers: headers(h),
 		Body: bodyValue(body), BodyTruncated: body.truncated, Aborted: aborted,
@@ -150,21 +151,15 @@ func writeExclusive(path string, data []byte) error {
 	return nil
 }
 
-// headers lists h in a stable order with credentials redacted.
-func headers(h http.Header) []header {
-	names := make([]string, 0, len(h))
-	for name := range h {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	out := make([]header, 0, len(names))
-	for _, name := range names {
-		for _, v := range h[name] {
-			if credentialHeaders[http.CanonicalHeaderKey(name)] {
-				v = redacted
-			}
-			out = append(out, header{Name: name, Value: v})
+// headers lists fields in their order with credentials redacted.
+func headers(fields []httpsyntax.Field) []header {
+	out := make([]header, 0, len(fields))
+	for _, f := range fields {
+		v := f.Value
+		if credentialHeaders[http.CanonicalHeaderKey(f.Name)] {
+			v = redacted
 		}
+		out = append(out, header{Name: f.Name, Value: v})
 	}
 	return out
 }

@@ -4,6 +4,9 @@ import (
 	"net"
 	"net/http"
 	"strings"
+
+	"github.com/openai/codex-responses-api-proxy/go/internal/httpsyntax"
+	"github.com/openai/codex-responses-api-proxy/go/internal/server"
 )
 
 // route is what a request may do once it passes the gate.
@@ -27,14 +30,14 @@ type Gate struct {
 
 // route classifies r by its raw request target (no path cleaning, no query,
 // no absolute form), method, Host and browser headers.
-func (g *Gate) route(r *http.Request) route {
-	if !loopbackHost(r.Host) || !g.notFromBrowser(r.Header) {
+func (g *Gate) route(r *server.Request) route {
+	if !loopbackHost(r.Host) || !g.notFromBrowser(r.Fields) {
 		return routeDenied
 	}
 	switch {
-	case r.Method == http.MethodPost && r.RequestURI == "/v1/responses":
+	case r.Method == http.MethodPost && r.Target == "/v1/responses":
 		return routeForward
-	case g.Shutdown && r.Method == http.MethodGet && r.RequestURI == "/shutdown":
+	case g.Shutdown && r.Method == http.MethodGet && r.Target == "/shutdown":
 		return routeShutdown
 	}
 	return routeDenied
@@ -44,13 +47,12 @@ func (g *Gate) route(r *http.Request) route {
 // with an Origin (cross-site fetch, form POST) or with a Sec-Fetch-Site other
 // than "none" (no-cors requests such as <img src=...> carry no Origin), unless
 // the origin was allowed by the user.
-func (g *Gate) notFromBrowser(h http.Header) bool {
-	origins, hasOrigin := h["Origin"]
-	if hasOrigin {
-		return len(origins) == 1 && g.originAllowed(origins[0])
+func (g *Gate) notFromBrowser(fields []httpsyntax.Field) bool {
+	if origin, n := httpsyntax.Lookup(fields, "Origin"); n > 0 {
+		return n == 1 && g.originAllowed(origin)
 	}
-	site, ok := h["Sec-Fetch-Site"]
-	return !ok || (len(site) == 1 && site[0] == "none")
+	site, n := httpsyntax.Lookup(fields, "Sec-Fetch-Site")
+	return n == 0 || (n == 1 && site == "none")
 }
 
 func (g *Gate) originAllowed(origin string) bool {

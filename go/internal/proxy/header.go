@@ -1,77 +1,89 @@
 package proxy
 
 import (
-	"net/http"
-	"net/textproto"
 	"strings"
+
+	"github.com/openai/codex-responses-api-proxy/go/internal/httpsyntax"
 )
 
-// hopByHop are the headers RFC 9110, 7.6.1 and RFC 9112 scope to one
+// hopByHop are the fields RFC 9110, 7.6.1 and RFC 9112 scope to one
 // connection, plus the ones this proxy sets itself (Authorization, Host) or
 // frames itself (Content-Length). Expect is answered by our own server.
-var hopByHop = map[string]bool{
-	"Authorization":       true,
-	"Connection":          true,
-	"Content-Length":      true,
-	"Expect":              true,
-	"Host":                true,
-	"Keep-Alive":          true,
-	"Proxy-Authenticate":  true,
-	"Proxy-Authorization": true,
-	"Proxy-Connection":    true,
-	"Te":                  true,
-	"Trailer":             true,
-	"Transfer-Encoding":   true,
-	"Upgrade":             true,
+var hopByHop = []string{
+	"Authorization",
+	"Connection",
+	"Content-Length",
+	"Expect",
+	"Host",
+	"Keep-Alive",
+	"Proxy-Authenticate",
+	"Proxy-Authorization",
+	"Proxy-Connection",
+	"Te",
+	"Trailer",
+	"Transfer-Encoding",
+	"Upgrade",
 }
 
-// outboundHeader copies the client's headers for the upstream, dropping
-// hop-by-hop headers, every header that Connection names, and anything that
+// outboundFields copies the client's fields for the upstream, dropping
+// hop-by-hop fields, every field that Connection names, and anything that
 // could carry or displace credentials. The key is added later, on the wire,
-// so no client header can remove or duplicate it.
-func outboundHeader(in http.Header) http.Header {
-	out := make(http.Header, len(in))
-	named := connectionNamed(in)
-	for name, values := range in {
-		if dropped(name, named) {
-			continue
-		}
-		out[name] = values
-	}
-	return out
+// so no client field can remove or duplicate it.
+func outboundFields(in []httpsyntax.Field) []httpsyntax.Field {
+	return filter(make([]httpsyntax.Field, 0, len(in)), in, false)
 }
 
-// inboundHeader copies the upstream's response headers for the client, with
-// the same hop-by-hop rules, and without CORS grants: no browser page may be
-// told it can read our answers.
-func inboundHeader(dst, src http.Header) {
+// inboundFields appends the upstream's response fields for the client to
+// dst, with the same hop-by-hop rules, and without CORS grants: no browser
+// page may be told it can read our answers.
+func inboundFields(dst, src []httpsyntax.Field) []httpsyntax.Field {
+	return filter(dst, src, true)
+}
+
+func filter(dst, src []httpsyntax.Field, noCORS bool) []httpsyntax.Field {
 	named := connectionNamed(src)
-	for name, values := range src {
-		if dropped(name, named) || strings.HasPrefix(name, "Access-Control-") {
+	for _, f := range src {
+		if dropped(f.Name, named) || noCORS && hasPrefixFold(f.Name, "Access-Control-") {
 			continue
 		}
-		dst[name] = values
+		dst = append(dst, f)
 	}
+	return dst
 }
 
-func dropped(name string, named map[string]bool) bool {
-	return hopByHop[name] || strings.HasPrefix(name, "Proxy-") || named[name]
+func dropped(name string, named []string) bool {
+	if hasPrefixFold(name, "Proxy-") {
+		return true
+	}
+	for _, h := range hopByHop {
+		if strings.EqualFold(name, h) {
+			return true
+		}
+	}
+	for _, h := range named {
+		if strings.EqualFold(name, h) {
+			return true
+		}
+	}
+	return false
 }
 
-// connectionNamed lists the headers that Connection declares hop-by-hop.
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
+}
+
+// connectionNamed lists the fields that Connection declares hop-by-hop.
 // It returns nil, without allocating, in the common case of no Connection.
-func connectionNamed(h http.Header) map[string]bool {
-	var named map[string]bool
-	for _, v := range h["Connection"] {
-		for _, name := range strings.Split(v, ",") {
-			name = textproto.TrimString(name)
-			if name == "" {
-				continue
+func connectionNamed(fields []httpsyntax.Field) []string {
+	var named []string
+	for _, f := range fields {
+		if !strings.EqualFold(f.Name, "Connection") {
+			continue
+		}
+		for name := range strings.SplitSeq(f.Value, ",") {
+			if name = strings.TrimSpace(name); name != "" {
+				named = append(named, name)
 			}
-			if named == nil {
-				named = make(map[string]bool)
-			}
-			named[textproto.CanonicalMIMEHeaderKey(name)] = true
 		}
 	}
 	return named

@@ -1,4 +1,4 @@
-// Package proxy is the http.Handler at the heart of the proxy: it lets only
+// Package proxy is the server.Handler at the heart of the proxy: it lets only
 // POST /v1/responses from local, non-browser clients through, forwards it
 // with the API key injected by the upstream client, and streams the answer
 // back event by event.
@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/openai/codex-responses-api-proxy/go/internal/dump"
+	"github.com/openai/codex-responses-api-proxy/go/internal/httpsyntax"
+	"github.com/openai/codex-responses-api-proxy/go/internal/server"
 	"github.com/openai/codex-responses-api-proxy/go/internal/upstream"
 )
 
@@ -50,13 +52,13 @@ const (
 	DefaultMaxHeaders   = 100
 )
 
-// Handler is the proxy's http.Handler.
+// Handler is the proxy's server.Handler.
 type Handler struct {
 	cfg          Config
 	shutdownOnce sync.Once
 }
 
-var _ http.Handler = (*Handler)(nil)
+var _ server.Handler = (*Handler)(nil)
 
 // New returns a Handler for cfg.
 func New(cfg Config) *Handler {
@@ -89,8 +91,8 @@ func (h *Handler) peerAllowed(ctx context.Context) bool {
 	return !vetted || ok
 }
 
-// ServeHTTP answers one request and logs one access line for it.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// Serve answers one request and logs one access line for it.
+func (h *Handler) Serve(w *server.Response, r *server.Request) {
 	start := time.Now()
 	rec := &record{status: http.StatusForbidden}
 	defer func() { h.logAccess(r, rec, start) }()
@@ -102,20 +104,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch rt {
 	case routeShutdown:
 		rec.status = http.StatusOK
-		w.Header().Set("Content-Length", "0")
-		w.Header().Set("Connection", "close")
-		w.WriteHeader(http.StatusOK)
+		w.SetClose()
+		w.WriteHeader(http.StatusOK, 0, nil)
 		// Send the complete response before asking for the shutdown, which
 		// then waits for this connection to go idle: `curl --fail` must see
 		// a whole 200, not a reset.
-		_ = http.NewResponseController(w).Flush()
+		_ = w.Flush()
 		h.shutdownOnce.Do(h.cfg.Shutdown)
 	case routeForward:
 		h.forward(w, r, rec)
 	default:
 		// Nothing is read or forwarded; close so an unread body cannot be
 		// taken for the next request.
-		w.Header().Set("Connection", "close")
+		w.SetClose()
 		fail(w, rec, http.StatusForbidden, "forbidden")
 	}
 }
@@ -127,13 +128,13 @@ type record struct {
 	requestID string
 }
 
-func (h *Handler) logAccess(r *http.Request, rec *record, start time.Time) {
+func (h *Handler) logAccess(r *server.Request, rec *record, start time.Time) {
 	id := rec.requestID
 	if id == "" {
 		id = "-"
 	}
 	h.cfg.Logf("%s %s %d %dB %s upstream_request_id=%s",
-		r.Method, quote(r.RequestURI), rec.status, rec.bytes,
+		r.Method, quote(r.Target), rec.status, rec.bytes,
 		time.Since(start).Round(time.Microsecond), quote(id))
 }
 
@@ -153,62 +154,55 @@ func quote(s string) string {
 	return s
 }
 
+// jsonType is the one field of the proxy's own answers.
+var jsonType = []httpsyntax.Field{{Name: "Content-Type", Value: "application/json"}}
+
 // fail answers with a fixed status and a short JSON error, in the shape the
 // OpenAI API uses, so clients show something sensible.
-func fail(w http.ResponseWriter, rec *record, status int, message string) {
+func fail(w *server.Response, rec *record, status int, message string) {
 	rec.status = status
 	body := `{"error":{"message":"` + message + `","type":"proxy_error"}}` + "\n"
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-	w.WriteHeader(status)
+	w.WriteHeader(status, int64(len(body)), jsonType)
 	n, _ := io.WriteString(w, body)
 	rec.bytes = int64(n)
 }
 
-func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rec *record) {
-	if headerCount(r.Header) > h.cfg.MaxHeaders {
-		w.Header().Set("Connection", "close")
+func (h *Handler) forward(w *server.Response, r *server.Request, rec *record) {
+	if len(r.Fields) > h.cfg.MaxHeaders {
+		w.SetClose()
 		fail(w, rec, http.StatusRequestHeaderFieldsTooLarge, "too many request headers")
 		return
 	}
 	if r.ContentLength > h.cfg.MaxBodyBytes {
-		w.Header().Set("Connection", "close")
+		w.SetClose()
 		fail(w, rec, http.StatusRequestEntityTooLarge, "request body too large")
 		return
 	}
-	rc := http.NewResponseController(w)
-	// Keep reading the request body after the response has started: an
-	// upstream may answer before the whole body is sent.
-	_ = rc.EnableFullDuplex()
 
-	header := outboundHeader(r.Header)
-	body := &bodyReader{r: http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes)}
+	fields := outboundFields(r.Fields)
+	body := &bodyReader{r: r.Body, left: h.cfg.MaxBodyBytes}
 	var ex *dump.Exchange
 	var src io.Reader = body
 	if h.cfg.Dumper != nil {
 		ex = h.cfg.Dumper.Start()
-		src = &dumpReader{r: body, ex: ex, method: r.Method, url: h.cfg.UpstreamURL, header: header}
+		src = &dumpReader{r: body, ex: ex, method: r.Method, url: h.cfg.UpstreamURL, fields: fields}
 	}
 	contentLength := r.ContentLength
 	if r.Body == http.NoBody {
 		contentLength = 0
 	}
 
-	resp, err := h.cfg.Upstream.Do(r.Context(), header, src, contentLength)
+	resp, err := h.cfg.Upstream.Do(r.Context(), fields, src, contentLength)
 	if err != nil {
 		h.upstreamFailed(w, r, rec, body, err)
 		return
 	}
 	defer resp.Body.Close()
-	rec.requestID = resp.Header.Get("X-Request-Id")
+	rec.requestID, _ = httpsyntax.Lookup(resp.Fields, "X-Request-Id")
 
-	out := w.Header()
-	inboundHeader(out, resp.Header)
-	if resp.ContentLength >= 0 {
-		out.Set("Content-Length", strconv.FormatInt(resp.ContentLength, 10))
-	}
+	var out [32]httpsyntax.Field // a response has a dozen fields or so
 	rec.status = resp.StatusCode
-	w.WriteHeader(resp.StatusCode)
+	w.WriteHeader(resp.StatusCode, resp.ContentLength, inboundFields(out[:0], resp.Fields))
 
 	var captured *dump.Body
 	var dst io.Writer = w
@@ -216,10 +210,10 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rec *record) {
 		captured = new(dump.Body)
 		dst = io.MultiWriter(w, captured)
 	}
-	n, err := stream(dst, rc, resp.Body)
+	n, err := stream(dst, w.Flush, resp.Body)
 	rec.bytes = n
 	if ex != nil {
-		ex.Response(resp.StatusCode, resp.Header, captured, err != nil)
+		ex.Response(resp.StatusCode, resp.Fields, captured, err != nil)
 	}
 	if err != nil {
 		h.cfg.Logf("streaming response: %v", err)
@@ -231,8 +225,8 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rec *record) {
 
 // upstreamFailed answers a request whose upstream exchange did not produce
 // a response: the client's own fault first, then the upstream's.
-func (h *Handler) upstreamFailed(w http.ResponseWriter, r *http.Request, rec *record, body *bodyReader, err error) {
-	w.Header().Set("Connection", "close")
+func (h *Handler) upstreamFailed(w *server.Response, r *server.Request, rec *record, body *bodyReader, err error) {
+	w.SetClose()
 	var tooBig *http.MaxBytesError
 	bodyErr := body.failure()
 	switch {
@@ -249,17 +243,26 @@ func (h *Handler) upstreamFailed(w http.ResponseWriter, r *http.Request, rec *re
 	}
 }
 
-// bodyReader remembers the first error the client's body returned, so a
-// client fault is told apart from an upstream fault. The upstream client may
-// still be reading the body when Do returns, hence the lock.
+// bodyReader passes the client's body on, failing with *http.MaxBytesError
+// past left bytes, and remembers the first error, so a client fault is told
+// apart from an upstream fault. The upstream client may still be reading the
+// body when Do returns, hence the lock.
 type bodyReader struct {
-	r   io.Reader
-	mu  sync.Mutex
-	err error
+	r    io.Reader
+	left int64 // guarded by reads being sequential
+	mu   sync.Mutex
+	err  error
 }
 
 func (b *bodyReader) Read(p []byte) (int, error) {
+	if int64(len(p)) > b.left+1 {
+		p = p[:b.left+1] // one byte more tells a body over the limit
+	}
 	n, err := b.r.Read(p)
+	if int64(n) > b.left {
+		n, err = int(b.left), &http.MaxBytesError{Limit: b.left}
+	}
+	b.left -= int64(n)
 	if err != nil && err != io.EOF {
 		b.mu.Lock()
 		if b.err == nil {
@@ -283,7 +286,7 @@ type dumpReader struct {
 	ex     *dump.Exchange
 	method string
 	url    string
-	header http.Header
+	fields []httpsyntax.Field
 	body   dump.Body
 	done   bool
 }
@@ -293,17 +296,9 @@ func (d *dumpReader) Read(p []byte) (int, error) {
 	d.body.Write(p[:n])
 	if err != nil && !d.done {
 		d.done = true
-		d.ex.Request(d.method, d.url, d.header, &d.body)
+		d.ex.Request(d.method, d.url, d.fields, &d.body)
 	}
 	return n, err
-}
-
-func headerCount(h http.Header) int {
-	n := 0
-	for _, v := range h {
-		n += len(v)
-	}
-	return n
 }
 
 // bufPool holds the copy buffers of streams that have data moving: 16 KiB
@@ -318,14 +313,14 @@ type waiter interface{ Wait() }
 // stream copies src to dst, flushing after every read so each server-sent
 // event reaches the client the moment it arrives, never batched. It returns
 // the bytes written and the first error other than a clean end of src.
-func stream(dst io.Writer, rc *http.ResponseController, src io.Reader) (int64, error) {
+func stream(dst io.Writer, flush func() error, src io.Reader) (int64, error) {
 	wt, _ := src.(waiter)
 	var total int64
 	for {
 		if wt != nil {
 			wt.Wait()
 		}
-		n, err := relay(dst, rc, src)
+		n, err := relay(dst, flush, src)
 		total += int64(n)
 		if err != nil {
 			if err == io.EOF {
@@ -338,7 +333,7 @@ func stream(dst io.Writer, rc *http.ResponseController, src io.Reader) (int64, e
 
 // relay does one read from src and passes it on, holding a pooled buffer
 // only for that long. It returns io.EOF, unwrapped, at the clean end of src.
-func relay(dst io.Writer, rc *http.ResponseController, src io.Reader) (int, error) {
+func relay(dst io.Writer, flush func() error, src io.Reader) (int, error) {
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	n, rerr := src.Read(*bp)
@@ -347,7 +342,7 @@ func relay(dst io.Writer, rc *http.ResponseController, src io.Reader) (int, erro
 		if werr != nil {
 			return m, fmt.Errorf("writing to client: %w", werr)
 		}
-		if err := rc.Flush(); err != nil {
+		if err := flush(); err != nil {
 			return m, fmt.Errorf("flushing to client: %w", err)
 		}
 	}

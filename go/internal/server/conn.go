@@ -5,21 +5,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
-	"net/textproto"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/openai/codex-responses-api-proxy/go/internal/httpsyntax"
 	"github.com/openai/codex-responses-api-proxy/go/internal/netlimit"
 )
-
-// headSlop is what the reader may buffer beyond MaxHeaderBytes while
-// reading a head (the start of a body, a pipelined request).
-const headSlop = 4096
 
 // ErrClientGone is the cause of a request context cancelled because the
 // client closed its connection.
@@ -29,9 +24,8 @@ type conn struct {
 	s      *Server
 	rwc    net.Conn
 	addr   string // remote address, for logs and Request.RemoteAddr
-	src    limitReader
 	br     *bufio.Reader
-	tp     textproto.Reader
+	head   httpsyntax.Head // the scratch space of request heads and trailers
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 	active bool // guarded by s.mu
@@ -51,33 +45,11 @@ type conn struct {
 }
 
 func newConn(s *Server, rwc net.Conn) *conn {
-	c := &conn{s: s, rwc: rwc, src: limitReader{r: rwc}}
-	c.br = bufio.NewReaderSize(&c.src, 4096)
-	c.tp.R = c.br
+	c := &conn{s: s, rwc: rwc, br: bufio.NewReaderSize(rwc, 4096)}
 	c.onBodyDone = c.bodyDone
 	// Made here, not in serve, so that Server.Close can cancel it at once.
 	c.ctx, c.cancel = context.WithCancelCause(context.Background())
 	return c
-}
-
-// limitReader is the connection's input below the bufio.Reader: while a
-// head is read it stops at remain bytes, so an endless head cannot grow
-// memory (net/http does the same).
-type limitReader struct {
-	r      io.Reader
-	remain int64
-}
-
-func (l *limitReader) Read(p []byte) (int, error) {
-	if l.remain <= 0 {
-		return 0, io.EOF
-	}
-	if int64(len(p)) > l.remain {
-		p = p[:l.remain]
-	}
-	n, err := l.r.Read(p)
-	l.remain -= int64(n)
-	return n, err
 }
 
 func (c *conn) serve() {
@@ -93,7 +65,6 @@ func (c *conn) serve() {
 		c.ctx = c.s.ConnContext(c.ctx, c.rwc)
 	}
 	defer c.cancel(nil)
-	c.limitInput(false)
 
 	wait, first := c.s.ReadHeaderTimeout, true // the first request: from the accept
 	for {
@@ -163,7 +134,7 @@ func (c *conn) handle(req *request) (keep bool) {
 			w.abort()
 		}
 	}()
-	c.s.Handler.ServeHTTP(w, req.r)
+	c.s.Handler.Serve(w, req.r)
 	finished = true
 	c.unwatch()
 	if !w.finish() {

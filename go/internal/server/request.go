@@ -1,9 +1,8 @@
 package server
 
 import (
-	"errors"
+	"context"
 	"io"
-	"math"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -27,13 +26,34 @@ func badRequest(reason string) error {
 	return &requestError{http.StatusBadRequest, reason}
 }
 
-// maxEmptyLines bounds the empty lines skipped before a request line
-// (RFC 9112, 2.2).
-const maxEmptyLines = 4
+// Request is one request as a Handler sees it. Its strings and Fields are
+// not reused after the handler returns; its Body must not be read then.
+type Request struct {
+	Method string
+	// Target is the request-target exactly as received.
+	Target string
+	// ProtoMinor is 0 for HTTP/1.0 and 1 for HTTP/1.1.
+	ProtoMinor int
+	// Host is the Host field's value; empty only in HTTP/1.0 without one.
+	Host string
+	// Fields are the header fields in the order received, but for Host.
+	Fields []httpsyntax.Field
+	// ContentLength is the body's length, or -1 for a chunked body.
+	ContentLength int64
+	// Body is the request body; http.NoBody when there is none.
+	Body       io.ReadCloser
+	RemoteAddr string
+
+	ctx context.Context
+}
+
+// Context is the request's context, cancelled when the client leaves or the
+// server closes (see ErrClientGone and ErrServerClosed).
+func (r *Request) Context() context.Context { return r.ctx }
 
 // request is a parsed request with what the connection needs to know.
 type request struct {
-	r              *http.Request
+	r              *Request
 	body           *body
 	expectContinue bool // Expect: 100-continue with a body to come
 	closeAfter     bool // the connection ends after the response
@@ -41,34 +61,16 @@ type request struct {
 
 // readRequest reads one request head and frames its body.
 func (c *conn) readRequest() (*request, error) {
-	c.limitInput(true)
-	req, err := c.readHead()
-	if err != nil && c.src.remain <= 0 {
-		return nil, &requestError{http.StatusRequestHeaderFieldsTooLarge, "request head too large"}
-	}
-	c.limitInput(false)
-	return req, err
-}
-
-// limitInput bounds what may be read from the connection to a head's
-// worth (MaxHeaderBytes and what the reader buffers beyond it), or lifts
-// the bound, for a body.
-func (c *conn) limitInput(head bool) {
-	c.src.remain = math.MaxInt64
-	if head {
-		c.src.remain = int64(c.s.MaxHeaderBytes) + headSlop
-	}
-}
-
-func (c *conn) readHead() (*request, error) {
-	var line string
-	for i := 0; line == "" && i <= maxEmptyLines; i++ {
-		var err error
-		if line, err = c.tp.ReadLine(); err != nil {
-			return nil, err
+	if err := c.head.Read(c.br, c.s.MaxHeaderBytes, true); err != nil {
+		switch err {
+		case httpsyntax.ErrTooLarge:
+			return nil, &requestError{http.StatusRequestHeaderFieldsTooLarge, "request head too large"}
+		case httpsyntax.ErrMalformed:
+			return nil, badRequest("malformed request head")
 		}
+		return nil, err
 	}
-	method, rest, ok1 := strings.Cut(line, " ")
+	method, rest, ok1 := strings.Cut(c.head.Start, " ")
 	target, proto, ok2 := strings.Cut(rest, " ")
 	if !ok1 || !ok2 || !httpsyntax.IsToken(method) || !validTarget(target) {
 		return nil, badRequest("malformed request line")
@@ -84,98 +86,82 @@ func (c *conn) readHead() (*request, error) {
 		}
 		return nil, badRequest("malformed request line")
 	}
-	u, err := url.ParseRequestURI(target)
-	if err != nil {
-		return nil, badRequest("malformed request target")
-	}
-	// textproto checks that values hold no control bytes and replaces
-	// obs-fold by a space (RFC 9112, 5.2).
-	header, err := c.tp.ReadMIMEHeader()
-	if err != nil {
-		if c.src.remain > 0 && !isNetError(err) {
-			return nil, badRequest("malformed header field")
+	r := &Request{Method: method, Target: target, ProtoMinor: minor, RemoteAddr: c.addr, ctx: c.ctx}
+	req := &request{r: r, closeAfter: minor == 0}
+	var hosts int
+	var te, cl, expect counted
+	fields := c.head.Fields[:0] // filtered in place: Read made them for us
+	for _, f := range c.head.Fields {
+		switch {
+		case strings.EqualFold(f.Name, "Host"):
+			hosts++
+			r.Host = f.Value
+			continue
+		case strings.EqualFold(f.Name, "Transfer-Encoding"):
+			te.add(f.Value)
+		case strings.EqualFold(f.Name, "Content-Length"):
+			cl.add(f.Value)
+		case strings.EqualFold(f.Name, "Expect"):
+			expect.add(f.Value)
+		case strings.EqualFold(f.Name, "Connection"):
+			req.closeAfter = req.closeAfter || hasToken(f.Value, "close")
 		}
-		return nil, err
+		fields = append(fields, f)
 	}
-	for name := range header {
-		// textproto keeps a name with a space before the colon, as is
-		// (go.dev/issue/34540): "Transfer-Encoding : chunked" would frame
-		// the body for another parser and not for this one. RFC 9112, 5.1:
-		// reject with 400.
-		if !httpsyntax.IsToken(name) {
-			return nil, badRequest("malformed header field")
-		}
-	}
-	h := http.Header(header)
-
-	hosts := h["Host"]
-	if len(hosts) > 1 || (len(hosts) == 0 && minor == 1) || (len(hosts) == 1 && !httpsyntax.ValidHost(hosts[0])) {
+	if hosts > 1 || (hosts == 0 && minor == 1) || (hosts == 1 && !httpsyntax.ValidHost(r.Host)) {
 		return nil, badRequest("exactly one valid Host field is required")
 	}
-	host := ""
-	if len(hosts) == 1 {
-		host = hosts[0]
-	}
-	delete(h, "Host")
-
-	req := &request{closeAfter: minor == 0 || hasToken(h["Connection"], "close")}
-	b, err := c.frameBody(h, minor, req)
+	b, err := c.frameBody(te, cl, minor, req)
 	if err != nil {
 		return nil, err
 	}
 	req.body = b
-	if expect, ok := h["Expect"]; ok {
-		if len(expect) != 1 || !strings.EqualFold(expect[0], "100-continue") {
+	if expect.n > 0 {
+		if expect.n != 1 || !strings.EqualFold(expect.value, "100-continue") {
 			return nil, &requestError{http.StatusExpectationFailed, "only Expect: 100-continue is supported"}
 		}
 		req.expectContinue = minor == 1 && !b.done()
 	}
-
-	r := &http.Request{
-		Method:     method,
-		URL:        u,
-		Proto:      proto,
-		ProtoMajor: 1,
-		ProtoMinor: minor,
-		Header:     h,
-		Host:       host,
-		RequestURI: target,
-		RemoteAddr: c.addr,
-		Close:      req.closeAfter,
-	}
+	r.Fields = fields
 	r.ContentLength = b.length
-	if b.chunks != nil {
-		r.TransferEncoding = []string{"chunked"}
-	}
 	r.Body = http.NoBody
 	if !b.done() {
 		r.Body = b
 	}
-	req.r = r.WithContext(c.ctx)
 	return req, nil
+}
+
+// counted is how many fields of one name a head has, and the first value.
+type counted struct {
+	n     int
+	value string
+}
+
+func (c *counted) add(v string) {
+	if c.n == 0 {
+		c.value = v
+	}
+	c.n++
 }
 
 // frameBody decides how the body is delimited (RFC 9112, 6), refusing
 // every ambiguous case.
-func (c *conn) frameBody(h http.Header, minor int, req *request) (*body, error) {
-	te, hasTE := h["Transfer-Encoding"]
-	cl, hasCL := h["Content-Length"]
+func (c *conn) frameBody(te, cl counted, minor int, req *request) (*body, error) {
 	b := &body{c: c}
 	switch {
-	case hasTE && hasCL:
+	case te.n > 0 && cl.n > 0:
 		return nil, badRequest("both Transfer-Encoding and Content-Length")
-	case hasTE && minor == 0:
+	case te.n > 0 && minor == 0:
 		return nil, badRequest("Transfer-Encoding in an HTTP/1.0 request")
-	case hasTE:
-		if len(te) != 1 || !strings.EqualFold(te[0], "chunked") {
+	case te.n > 0:
+		if te.n != 1 || !strings.EqualFold(te.value, "chunked") {
 			return nil, &requestError{http.StatusNotImplemented, "only Transfer-Encoding: chunked is supported"}
 		}
-		delete(h, "Transfer-Encoding")
 		b.length = -1
 		b.chunks = httputil.NewChunkedReader(c.br)
 		req.closeAfter = true // a chunked request is never followed by another
-	case hasCL:
-		n, ok := parseLength(cl)
+	case cl.n > 0:
+		n, ok := parseLength(cl.value, cl.n)
 		if !ok {
 			return nil, badRequest("malformed Content-Length")
 		}
@@ -187,18 +173,19 @@ func (c *conn) frameBody(h http.Header, minor int, req *request) (*body, error) 
 	return b, nil
 }
 
-// parseLength accepts exactly one Content-Length field of 1 to 18 digits.
-func parseLength(values []string) (int64, bool) {
-	if len(values) != 1 || len(values[0]) == 0 || len(values[0]) > 18 {
+// parseLength accepts exactly one (n) Content-Length field of 1 to 18
+// digits.
+func parseLength(v string, n int) (int64, bool) {
+	if n != 1 || len(v) == 0 || len(v) > 18 {
 		return 0, false
 	}
-	for _, ch := range []byte(values[0]) {
+	for _, ch := range []byte(v) {
 		if ch < '0' || ch > '9' {
 			return 0, false
 		}
 	}
-	n, err := strconv.ParseInt(values[0], 10, 64)
-	return n, err == nil
+	length, err := strconv.ParseInt(v, 10, 64)
+	return length, err == nil
 }
 
 // body is a request body read from the connection's buffered reader. Only
@@ -246,11 +233,9 @@ func (b *body) Read(p []byte) (int, error) {
 		if err == io.EOF {
 			// The trailer section is read, within the head's limit, and
 			// dropped: trailers are never forwarded.
-			b.c.limitInput(true)
-			if _, terr := b.c.tp.ReadMIMEHeader(); terr != nil {
+			if terr := b.c.head.Read(b.c.br, b.c.s.MaxHeaderBytes, false); terr != nil {
 				err = badRequest("malformed or oversized trailer section")
 			}
-			b.c.limitInput(false)
 		}
 	} else {
 		if int64(len(p)) > b.remain {
@@ -288,33 +273,34 @@ func (b *body) Close() error {
 	return nil
 }
 
-// validTarget accepts visible ASCII only: no spaces, controls or raw UTF-8.
+// validTarget accepts visible ASCII only (no spaces, controls or raw
+// UTF-8), in a form url.ParseRequestURI takes; a plain origin-form path, the
+// usual case, is checked without it.
 func validTarget(s string) bool {
 	if s == "" {
 		return false
 	}
+	plain := s[0] == '/'
 	for i := 0; i < len(s); i++ {
 		if s[i] <= ' ' || s[i] >= 0x7f {
 			return false
 		}
+		plain = plain && s[i] != '%'
 	}
-	return true
+	if plain {
+		return true
+	}
+	_, err := url.ParseRequestURI(s)
+	return err == nil
 }
 
-// hasToken reports whether a comma-separated header list holds token,
-// ignoring case.
-func hasToken(values []string, token string) bool {
-	for _, v := range values {
-		for part := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(part), token) {
-				return true
-			}
+// hasToken reports whether a comma-separated list holds token, ignoring
+// case.
+func hasToken(list, token string) bool {
+	for part := range strings.SplitSeq(list, ",") {
+		if strings.EqualFold(strings.TrimSpace(part), token) {
+			return true
 		}
 	}
 	return false
-}
-
-func isNetError(err error) bool {
-	var ne interface{ Timeout() bool }
-	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.As(err, &ne)
 }

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,13 +22,25 @@ var writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, wri
 
 const continueLine = "HTTP/1.1 100 Continue\r\n\r\n"
 
-// response is the http.ResponseWriter of one request. Its methods are
-// called from the handler's goroutine, except sendContinue (see body).
-type response struct {
-	c      *conn
-	req    *request
-	header http.Header
-	bw     *bufio.Writer // from writerPool while unflushed bytes wait
+// Handler answers requests. Serve may read r.Body while it writes w, and
+// aborts a response without ending it cleanly by panicking with
+// http.ErrAbortHandler.
+type Handler interface {
+	Serve(w *Response, r *Request)
+}
+
+// HandlerFunc is a func as a Handler.
+type HandlerFunc func(w *Response, r *Request)
+
+// Serve calls f.
+func (f HandlerFunc) Serve(w *Response, r *Request) { f(w, r) }
+
+// Response writes the answer to one request. Its methods are called from
+// the handler's goroutine, except sendContinue (see body).
+type Response struct {
+	c   *conn
+	req *request
+	bw  *bufio.Writer // from writerPool while unflushed bytes wait
 
 	status     int   // 0 until WriteHeader
 	declared   int64 // Content-Length sent, or -1
@@ -43,8 +54,8 @@ type response struct {
 	headSent bool
 }
 
-func newResponse(c *conn, req *request) *response {
-	w := &response{c: c, req: req, header: make(http.Header), declared: -1, closeAfter: req.closeAfter}
+func newResponse(c *conn, req *request) *Response {
+	w := &Response{c: c, req: req, declared: -1, closeAfter: req.closeAfter}
 	if req.expectContinue {
 		req.body.beforeRead = w.sendContinue
 	}
@@ -53,7 +64,7 @@ func newResponse(c *conn, req *request) *response {
 
 // sendContinue answers Expect: 100-continue when the handler first reads
 // the body, unless the final response has begun.
-func (w *response) sendContinue() {
+func (w *Response) sendContinue() {
 	w.headMu.Lock()
 	defer w.headMu.Unlock()
 	if !w.headSent {
@@ -61,13 +72,17 @@ func (w *response) sendContinue() {
 	}
 }
 
-func (w *response) Header() http.Header { return w.header }
+// SetClose has the connection close after this response, which then says
+// "Connection: close"; it must be called before WriteHeader.
+func (w *Response) SetClose() { w.closeAfter = true }
 
-// WriteHeader buffers the status line and header fields. The server owns
-// the framing: the handler's Content-Length is kept when valid, otherwise
-// the body is chunked (HTTP/1.1) or ends with the connection (HTTP/1.0);
-// its Connection and Transfer-Encoding fields are replaced.
-func (w *response) WriteHeader(code int) {
+// WriteHeader buffers the status line and fields; later calls do nothing.
+// The server owns the framing: contentLength >= 0 is sent as the
+// Content-Length, and -1 (unknown) makes the body chunked in HTTP/1.1 or
+// ended by the connection's close in HTTP/1.0. Fields named Connection,
+// Content-Length or Transfer-Encoding, in any case, and fields that are not
+// valid on the wire are dropped. A Date field is added if fields has none.
+func (w *Response) WriteHeader(code int, contentLength int64, fields []httpsyntax.Field) {
 	if w.status != 0 {
 		return
 	}
@@ -78,16 +93,15 @@ func (w *response) WriteHeader(code int) {
 	w.status, w.headSent = code, true
 	w.headMu.Unlock()
 
-	h := w.header
 	// A body the handler has not begun to read will not be read: say that
 	// the connection closes (see conn.handle).
-	if hasToken(h["Connection"], "close") || !w.req.body.started.Load() && !w.req.body.done() {
+	if !w.req.body.started.Load() && !w.req.body.done() {
 		w.closeAfter = true
 	}
 	noContent := code == http.StatusNoContent || code == http.StatusNotModified
 	w.bodyless = noContent || w.req.r.Method == http.MethodHead
-	if n, ok := parseLength(h["Content-Length"]); ok && !noContent {
-		w.declared = n
+	if contentLength >= 0 && !noContent {
+		w.declared = contentLength
 	}
 	switch {
 	case w.declared >= 0 || w.bodyless:
@@ -104,25 +118,18 @@ func (w *response) WriteHeader(code int) {
 	bw.WriteString(" ")
 	bw.WriteString(http.StatusText(code))
 	bw.WriteString("\r\n")
-	var keyBuf [32]string // a response has a dozen fields or so
-	keys := keyBuf[:0]
-	for k := range h {
-		if httpsyntax.IsToken(k) && !framing(k) {
-			keys = append(keys, k)
+	dated := false
+	for _, f := range fields {
+		if !httpsyntax.IsToken(f.Name) || !httpsyntax.ValidFieldValue(f.Value) || framing(f.Name) {
+			continue
 		}
+		dated = dated || strings.EqualFold(f.Name, "Date")
+		bw.WriteString(f.Name)
+		bw.WriteString(": ")
+		bw.WriteString(f.Value)
+		bw.WriteString("\r\n")
 	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		for _, v := range h[k] {
-			if httpsyntax.ValidFieldValue(v) {
-				bw.WriteString(k)
-				bw.WriteString(": ")
-				bw.WriteString(v)
-				bw.WriteString("\r\n")
-			}
-		}
-	}
-	if _, ok := h["Date"]; !ok {
+	if !dated {
 		var date [40]byte
 		bw.WriteString("Date: ")
 		bw.Write(time.Now().UTC().AppendFormat(date[:0], http.TimeFormat))
@@ -142,10 +149,11 @@ func (w *response) WriteHeader(code int) {
 	bw.WriteString("\r\n")
 }
 
-// Write buffers body bytes, in a chunk of their own if the body is chunked.
-func (w *response) Write(p []byte) (int, error) {
+// Write buffers body bytes, in a chunk of their own if the body is chunked;
+// before WriteHeader, it sends a 200 of unknown length.
+func (w *Response) Write(p []byte) (int, error) {
 	if w.status == 0 {
-		w.WriteHeader(http.StatusOK)
+		w.WriteHeader(http.StatusOK, -1, nil)
 	}
 	switch {
 	case w.err != nil:
@@ -176,24 +184,16 @@ func (w *response) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// FlushError sends what is buffered, the head included; the
-// http.ResponseController calls it.
-func (w *response) FlushError() error {
+// Flush sends what is buffered, the head included (a 200 of unknown length
+// before WriteHeader).
+func (w *Response) Flush() error {
 	if w.status == 0 {
-		w.WriteHeader(http.StatusOK)
+		w.WriteHeader(http.StatusOK, -1, nil)
 	}
 	return w.flush()
 }
 
-// Flush is http.Flusher's FlushError.
-func (w *response) Flush() { _ = w.FlushError() }
-
-// EnableFullDuplex is what http.ResponseController asks for before a
-// handler reads the request body while writing the response. This server
-// always allows that.
-func (w *response) EnableFullDuplex() error { return nil }
-
-func (w *response) writer() *bufio.Writer {
+func (w *Response) writer() *bufio.Writer {
 	if w.bw == nil {
 		w.bw = writerPool.Get().(*bufio.Writer)
 		w.bw.Reset(w.c.rwc)
@@ -202,7 +202,7 @@ func (w *response) writer() *bufio.Writer {
 }
 
 // flush writes the buffer out and gives it back to the pool.
-func (w *response) flush() error {
+func (w *Response) flush() error {
 	if w.bw == nil {
 		return w.err
 	}
@@ -213,7 +213,7 @@ func (w *response) flush() error {
 	return w.err
 }
 
-func (w *response) release() {
+func (w *Response) release() {
 	if w.bw != nil {
 		w.bw.Reset(nil)
 		writerPool.Put(w.bw)
@@ -224,12 +224,9 @@ func (w *response) release() {
 // finish completes the response after the handler returned; false if the
 // connection must close without another request: a write failed, or fewer
 // bytes were written than the Content-Length sent.
-func (w *response) finish() bool {
+func (w *Response) finish() bool {
 	if w.status == 0 {
-		if _, ok := w.header["Content-Length"]; !ok {
-			w.header["Content-Length"] = []string{"0"}
-		}
-		w.WriteHeader(http.StatusOK)
+		w.WriteHeader(http.StatusOK, 0, nil)
 	}
 	if w.chunked && w.err == nil {
 		w.writer().WriteString("0\r\n\r\n")
@@ -243,7 +240,7 @@ func (w *response) finish() bool {
 // abort drops what was not sent, after a handler panicked; the connection
 // is closed next, so the client sees a truncated response, never a
 // complete-looking one.
-func (w *response) abort() { w.release() }
+func (w *Response) abort() { w.release() }
 
 // framing reports whether k, in any case, is a field the server writes
 // itself.

@@ -51,7 +51,7 @@ var ErrServerClosed = http.ErrServerClosed
 
 // Server serves HTTP/1.1 on the connections of one listener.
 type Server struct {
-	Handler http.Handler
+	Handler Handler
 	// ReadHeaderTimeout bounds the first request's head from the accept, and
 	// every later head from its first byte. Zero means no limit.
 	ReadHeaderTimeout time.Duration

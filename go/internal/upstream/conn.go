@@ -15,14 +15,17 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/openai/codex-responses-api-proxy/go/internal/httpsyntax"
 )
 
 // conn is one connection to the upstream (possibly tunnelled).
 type conn struct {
-	nc  net.Conn // what requests are written to: *net.TCPConn or *tls.Conn
-	raw net.Conn // the TCP connection underneath; closing it aborts everything
-	br  *bufio.Reader
-	iov [4][]byte // backing array for the plain-TCP writev
+	nc   net.Conn // what requests are written to: *net.TCPConn or *tls.Conn
+	raw  net.Conn // the TCP connection underneath; closing it aborts everything
+	br   *bufio.Reader
+	head httpsyntax.Head // the scratch space of response heads
+	iov  [4][]byte       // backing array for the plain-TCP writev
 
 	closeOnce sync.Once
 

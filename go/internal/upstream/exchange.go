@@ -178,7 +178,7 @@ func (x *exchange) failure(what string, err error) error {
 // by a writer goroutine. retry reports that nothing of the
 // response was read and nothing of the body consumed, so the request may be
 // sent again on another connection.
-func (c *Client) roundTrip(ctx context.Context, pc *conn, head [][]byte, body io.Reader, contentLength int64) (resp *http.Response, retry bool, err error) {
+func (c *Client) roundTrip(ctx context.Context, pc *conn, head [][]byte, body io.Reader, contentLength int64) (resp *Response, retry bool, err error) {
 	x := &exchange{c: c, pc: pc, ctx: ctx}
 	x.stop = context.AfterFunc(ctx, pc.close)
 	if err := pc.writeHead(head); err != nil {
@@ -192,7 +192,7 @@ func (c *Client) roundTrip(ctx context.Context, pc *conn, head [][]byte, body io
 		x.writerDone = make(chan struct{})
 		go x.writeBody(body, contentLength)
 	}
-	resp, peeked, err := x.readResponse()
+	resp, closeAfter, peeked, err := x.readResponse()
 	if err != nil {
 		untouched := x.abort()
 		x.release(false)
@@ -201,28 +201,28 @@ func (c *Client) roundTrip(ctx context.Context, pc *conn, head [][]byte, body io
 		timeout := errors.As(err, &ne) && ne.Timeout()
 		return nil, !peeked && untouched && !timeout && ctx.Err() == nil, err
 	}
-	x.closeAfter = resp.Close || resp.StatusCode == http.StatusSwitchingProtocols
+	x.closeAfter = closeAfter || resp.StatusCode == http.StatusSwitchingProtocols
 	resp.Body = &respBody{x: x, rc: resp.Body, left: resp.ContentLength}
 	return resp, false, nil
 }
 
 // readResponse reads the final response header, skipping 1xx. peeked
 // reports whether any response byte arrived.
-func (x *exchange) readResponse() (resp *http.Response, peeked bool, err error) {
+func (x *exchange) readResponse() (resp *Response, closeAfter, peeked bool, err error) {
 	nc, br := x.pc.nc, x.pc.br
 	if x.c.hdrTimeout > 0 {
 		if err := nc.SetReadDeadline(time.Now().Add(x.c.hdrTimeout)); err != nil {
-			return nil, false, x.failure("reading response header", err)
+			return nil, false, false, x.failure("reading response header", err)
 		}
 	}
 	for i := 0; ; i++ {
 		if _, err := br.Peek(1); err != nil {
-			return nil, peeked, x.failure("reading response header", timeoutError(err, x.c.hdrTimeout))
+			return nil, false, peeked, x.failure("reading response header", timeoutError(err, x.c.hdrTimeout))
 		}
 		peeked = true
-		resp, err = http.ReadResponse(br, x.c.req)
+		resp, closeAfter, err = parseResponse(br, &x.pc.head)
 		if err != nil {
-			return nil, true, x.failure("reading response header", timeoutError(err, x.c.hdrTimeout))
+			return nil, false, true, x.failure("reading response header", timeoutError(err, x.c.hdrTimeout))
 		}
 		// 101 is final: we never ask to switch protocols, so it is the
 		// caller's to see (and the connection is not reused, see respBody).
@@ -230,15 +230,15 @@ func (x *exchange) readResponse() (resp *http.Response, peeked bool, err error) 
 			break
 		}
 		if i == max1xx {
-			return nil, true, x.failure("reading response header", errors.New("too many 1xx responses"))
+			return nil, false, true, x.failure("reading response header", errors.New("too many 1xx responses"))
 		}
 	}
 	if x.c.hdrTimeout > 0 {
 		if err := nc.SetReadDeadline(time.Time{}); err != nil {
-			return nil, true, x.failure("reading response header", err)
+			return nil, false, true, x.failure("reading response header", err)
 		}
 	}
-	return resp, true, nil
+	return resp, closeAfter, true, nil
 }
 
 func timeoutError(err error, d time.Duration) error {

@@ -4,8 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"slices"
+
 	"strconv"
 	"strings"
 	"sync"
@@ -18,14 +18,13 @@ import (
 // request line, Host and caller headers, then (after split) the framing
 // header and the blank line. The Auth line never enters it.
 type head struct {
-	buf  []byte
-	keys []string
+	buf []byte
 }
 
 // maxPooledHead keeps one oversized request from pinning memory in the pool.
 const maxPooledHead = 64 << 10
 
-var headPool = sync.Pool{New: func() any { return &head{buf: make([]byte, 0, 4096), keys: make([]string, 0, 32)} }}
+var headPool = sync.Pool{New: func() any { return &head{buf: make([]byte, 0, 4096)} }}
 
 // testOnlyReleased, when set, sees every pooled buffer (full capacity) as it
 // goes back to its pool, so tests can prove the key never entered one.
@@ -44,38 +43,30 @@ func putHead(h *head) {
 	if cap(h.buf) > maxPooledHead {
 		return
 	}
-	clear(h.keys)
-	h.keys = h.keys[:0]
 	h.buf = h.buf[:0]
 	headPool.Put(h)
 }
 
-// build renders the head into h.buf; the Auth line goes at split, between
-// the caller's headers and the framing header.
-func (h *head) build(c *Client, header http.Header, contentLength int64) (split int, err error) {
+// build renders the head into h.buf, the fields in the caller's order; the
+// Auth line goes at split, between the caller's fields and the framing
+// field.
+func (h *head) build(c *Client, fields []httpsyntax.Field, contentLength int64) (split int, err error) {
 	b := append(h.buf[:0], "POST "...)
 	b = append(b, c.target...)
 	b = append(b, " HTTP/1.1\r\nHost: "...)
 	b = append(b, c.host...)
 	b = append(b, "\r\n"...)
-	// Sorted so that the bytes on the wire are deterministic.
-	for k := range header {
-		h.keys = append(h.keys, k)
-	}
-	slices.Sort(h.keys)
-	for _, k := range h.keys {
-		if err := checkHeaderName(k); err != nil {
+	for _, f := range fields {
+		if err := checkHeaderName(f.Name); err != nil {
 			return 0, err
 		}
-		for _, v := range header[k] {
-			if !httpsyntax.ValidFieldValue(v) {
-				return 0, fmt.Errorf("request header %q: value contains a control character", trim(k))
-			}
-			b = append(b, k...)
-			b = append(b, ": "...)
-			b = append(b, v...)
-			b = append(b, "\r\n"...)
+		if !httpsyntax.ValidFieldValue(f.Value) {
+			return 0, fmt.Errorf("request header %q: value contains a control character", trim(f.Name))
 		}
+		b = append(b, f.Name...)
+		b = append(b, ": "...)
+		b = append(b, f.Value...)
+		b = append(b, "\r\n"...)
 	}
 	split = len(b)
 	if contentLength >= 0 {

@@ -84,11 +84,10 @@ type Config struct {
 // connections. It is safe for concurrent use.
 type Client struct {
 	auth       []byte
-	host       string        // Host header: URL host[:port] as given
-	addr       string        // dial address host:port
-	target     string        // request target
-	req        *http.Request // shared, read-only: tells http.ReadResponse the method
-	tls        *tls.Config   // nil for http upstreams
+	host       string      // Host header: URL host[:port] as given
+	addr       string      // dial address host:port
+	target     string      // request target
+	tls        *tls.Config // nil for http upstreams
 	proxy      func(*url.URL) (*url.URL, error)
 	url        *url.URL
 	dialer     net.Dialer
@@ -135,7 +134,6 @@ func New(cfg Config) (*Client, error) {
 		host:       u.Host,
 		addr:       net.JoinHostPort(u.Hostname(), port),
 		target:     target,
-		req:        &http.Request{Method: http.MethodPost, URL: u, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1},
 		url:        u,
 		dialer:     net.Dialer{Timeout: orDefault(cfg.DialTimeout, DefaultDialTimeout)},
 		tlsTimeout: orDefault(cfg.TLSHandshakeTimeout, DefaultTLSHandshakeTimeout),
@@ -189,10 +187,11 @@ func newTLSConfig(serverName string, roots *x509.CertPool) *tls.Config {
 	}
 }
 
-// Do sends a POST with header, the Auth line and body to the upstream and
-// returns its final (non-1xx) response, redirects included, body undecoded.
+// Do sends a POST with fields, the Auth line and body to the upstream and
+// returns its final (non-1xx) response, redirects included, its body
+// decoded from chunked framing only.
 //
-// header must already be filtered by the caller; Host, Authorization,
+// fields must already be filtered by the caller; Host, Authorization,
 // Content-Length and Transfer-Encoding in it are an error, as is any name
 // that is not a token or any value with a control character. contentLength
 // >= 0 sends exactly that many bytes of body (fewer is an error); < 0 sends
@@ -205,16 +204,15 @@ func newTLSConfig(serverName string, roots *x509.CertPool) *tls.Config {
 // closed, so body must tolerate a concurrent Close (request bodies of the
 // proxy's server and of net/http do). Cancelling ctx closes the connection
 // at any stage, mid-stream too.
-// The caller must close Response.Body; Response.Request is shared and must
-// not be modified. Response.Body also has a method Wait(), which blocks until
-// a Read would not (see respBody.Wait).
-func (c *Client) Do(ctx context.Context, header http.Header, body io.Reader, contentLength int64) (*http.Response, error) {
+// The caller must close Response.Body, which also has a method Wait(): it
+// blocks until a Read would not (see respBody.Wait).
+func (c *Client) Do(ctx context.Context, fields []httpsyntax.Field, body io.Reader, contentLength int64) (*Response, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("upstream request: %w", context.Cause(ctx))
 	}
 	h := getHead()
 	defer putHead(h)
-	split, err := h.build(c, header, contentLength)
+	split, err := h.build(c, fields, contentLength)
 	if err != nil {
 		return nil, err
 	}
