@@ -6,9 +6,10 @@ import (
 	"context"
 	"io"
 	"net"
-	"net/http"
 	"strconv"
 	"testing"
+
+	"github.com/openai/codex-responses-api-proxy/go/internal/httpsyntax"
 )
 
 // fastServer answers every request with a fixed small JSON, allocating
@@ -48,11 +49,11 @@ func BenchmarkDo(b *testing.B) {
 	srv := newRawServer(b, fastServer)
 	c := newClient(b, srv.url("/v1/responses"), nil)
 	body := []byte(`{"model":"gpt-5","input":"hello","stream":false}`)
-	header := http.Header{
-		"Content-Type": {"application/json"},
-		"Accept":       {"application/json"},
-		"User-Agent":   {"codex_cli_rs/0.169.0"},
-		"Originator":   {"codex_cli_rs"},
+	fields := []httpsyntax.Field{
+		{Name: "Content-Type", Value: "application/json"},
+		{Name: "Accept", Value: "application/json"},
+		{Name: "User-Agent", Value: "codex_cli_rs/0.169.0"},
+		{Name: "Originator", Value: "codex_cli_rs"},
 	}
 	ctx := context.Background()
 	var rd bytes.Reader
@@ -60,7 +61,7 @@ func BenchmarkDo(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		rd.Reset(body)
-		resp, err := c.Do(ctx, header, &rd, int64(len(body)))
+		resp, err := c.Do(ctx, fields, &rd, int64(len(body)))
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/openai/codex-responses-api-proxy/go/internal/httpsyntax"
 )
 
 // testKey is unique enough that finding it anywhere means a copy.
@@ -117,9 +119,16 @@ func newClient(t testing.TB, rawURL string, mod func(*Config)) *Client {
 // get sends one request and returns the status and the whole body.
 func get(t *testing.T, c *Client, body string) (int, string) {
 	t.Helper()
+	status, _, b := getFields(t, c, body)
+	return status, b
+}
+
+// getFields is get that also returns the response's fields.
+func getFields(t *testing.T, c *Client, body string) (int, []httpsyntax.Field, string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	resp, err := c.Do(ctx, http.Header{"Content-Type": {"application/json"}}, bytes.NewReader([]byte(body)), int64(len(body)))
+	resp, err := c.Do(ctx, []httpsyntax.Field{{Name: "Content-Type", Value: "application/json"}}, bytes.NewReader([]byte(body)), int64(len(body)))
 	if err != nil {
 		t.Fatalf("Do: %v", err)
 	}
@@ -128,7 +137,14 @@ func get(t *testing.T, c *Client, body string) (int, string) {
 	if err != nil {
 		t.Fatalf("reading body: %v", err)
 	}
-	return resp.StatusCode, string(b)
+	return resp.StatusCode, resp.Fields, string(b)
+}
+
+// pooled counts c's idle connections.
+func pooled(c *Client) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.idle)
 }
 
 // piecesReader returns its pieces one Read at a time; with eofWithLast the

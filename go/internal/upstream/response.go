@@ -55,7 +55,10 @@ func parseResponse(br *bufio.Reader, h *httpsyntax.Head) (resp *Response, closeA
 	closeAfter = proto == "HTTP/1.0" && !hasToken(h.Fields, "Connection", "keep-alive")
 	closeAfter = closeAfter || hasToken(h.Fields, "Connection", "close")
 	if status < 200 {
-		return resp, closeAfter, nil // informational: no body; 101 is the caller's
+		// Informational: no body (RFC 9110, 15.2). A 101 is the caller's
+		// to see, so its Body must be readable.
+		resp.ContentLength, resp.Body = 0, http.NoBody
+		return resp, closeAfter, nil
 	}
 	te, nTE := httpsyntax.Lookup(h.Fields, "Transfer-Encoding")
 	cl, nCL := httpsyntax.Lookup(h.Fields, "Content-Length")

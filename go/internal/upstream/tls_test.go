@@ -17,6 +17,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/openai/codex-responses-api-proxy/go/internal/httpsyntax"
 )
 
 // newTLSUpstream starts an HTTPS server that offers h2 as well, checks the
@@ -255,7 +257,7 @@ func TestKeyNeverBuffered(t *testing.T) {
 				if i%2 == 1 {
 					contentLength = -1
 				}
-				resp, err := c.Do(context.Background(), http.Header{"X-I": {"1"}}, strings.NewReader(body), contentLength)
+				resp, err := c.Do(context.Background(), []httpsyntax.Field{{Name: "X-I", Value: "1"}}, strings.NewReader(body), contentLength)
 				if err != nil {
 					t.Fatalf("Do: %v", err)
 				}

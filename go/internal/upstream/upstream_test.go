@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/openai/codex-responses-api-proxy/go/internal/httpsyntax"
 )
 
 func TestNewRejects(t *testing.T) {
@@ -46,7 +48,8 @@ func TestNewRejects(t *testing.T) {
 }
 
 // TestWireBytes checks every byte of the request: verbatim target, Host with
-// port, sorted caller headers, the Auth line exactly once, framing, body.
+// port, caller fields in the caller's order (repeated names included, not
+// grouped or sorted), the Auth line exactly once, framing, body.
 func TestWireBytes(t *testing.T) {
 	tests := []struct {
 		name          string
@@ -100,23 +103,25 @@ func TestWireBytes(t *testing.T) {
 			})
 			const target = "/openai/deployments/dep/responses?api-version=2025-04-01-preview&x=%2F&y=a+b"
 			c := newClient(t, srv.url(target), nil)
-			header := http.Header{
-				"Accept":       {"text/event-stream"},
-				"X-Multi":      {"a", "b"},
-				"Content-Type": {"application/json"},
+			fields := []httpsyntax.Field{
+				{Name: "X-Multi", Value: "a"},
+				{Name: "content-type", Value: "application/json"},
+				{Name: "Accept", Value: "text/event-stream"},
+				{Name: "X-Multi", Value: "b"},
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), wait)
 			defer cancel()
-			resp, err := c.Do(ctx, header, tc.body, tc.contentLength)
+			resp, err := c.Do(ctx, fields, tc.body, tc.contentLength)
 			if err != nil {
 				t.Fatalf("Do: %v", err)
 			}
 			resp.Body.Close()
 			want := "POST " + target + " HTTP/1.1\r\n" +
 				"Host: " + srv.ln.Addr().String() + "\r\n" +
+				"X-Multi: a\r\n" +
+				"content-type: application/json\r\n" +
 				"Accept: text/event-stream\r\n" +
-				"Content-Type: application/json\r\n" +
-				"X-Multi: a\r\nX-Multi: b\r\n" +
+				"X-Multi: b\r\n" +
 				string(testAuth) + tc.wantTail
 			if g := within(t, got, wait, "the request"); g != want {
 				t.Errorf("wire bytes:\ngot  %q\nwant %q", g, want)
@@ -129,25 +134,27 @@ func TestWireBytes(t *testing.T) {
 // sent, and the error never quotes the value.
 func TestHeaderRejected(t *testing.T) {
 	tests := []struct {
-		name   string
-		header http.Header
+		name  string
+		field httpsyntax.Field
 	}{
-		{name: "CRLF in value", header: http.Header{"X-A": {"secret\r\nX-Evil: 1"}}},
-		{name: "LF in value", header: http.Header{"X-A": {"secret\nX"}}},
-		{name: "NUL in value", header: http.Header{"X-A": {"secret\x00"}}},
-		{name: "space in name", header: http.Header{"X A": {"secret"}}},
-		{name: "colon in name", header: http.Header{"X:A": {"secret"}}},
-		{name: "empty name", header: http.Header{"": {"secret"}}},
-		{name: "authorization", header: http.Header{"Authorization": {"Bearer secret"}}},
-		{name: "lowercase host", header: http.Header{"host": {"secret.example"}}},
-		{name: "content-length", header: http.Header{"Content-Length": {"1"}}},
-		{name: "transfer-encoding", header: http.Header{"Transfer-Encoding": {"chunked"}}},
+		{name: "CRLF in value", field: httpsyntax.Field{Name: "X-A", Value: "secret\r\nX-Evil: 1"}},
+		{name: "LF in value", field: httpsyntax.Field{Name: "X-A", Value: "secret\nX"}},
+		{name: "NUL in value", field: httpsyntax.Field{Name: "X-A", Value: "secret\x00"}},
+		{name: "space in name", field: httpsyntax.Field{Name: "X A", Value: "secret"}},
+		{name: "colon in name", field: httpsyntax.Field{Name: "X:A", Value: "secret"}},
+		{name: "empty name", field: httpsyntax.Field{Name: "", Value: "secret"}},
+		{name: "authorization", field: httpsyntax.Field{Name: "Authorization", Value: "Bearer secret"}},
+		{name: "lowercase host", field: httpsyntax.Field{Name: "host", Value: "secret.example"}},
+		{name: "content-length", field: httpsyntax.Field{Name: "Content-Length", Value: "1"}},
+		{name: "transfer-encoding", field: httpsyntax.Field{Name: "Transfer-Encoding", Value: "chunked"}},
 	}
 	srv := newRawServer(t, serveOK)
 	c := newClient(t, srv.url("/v1/responses"), nil)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := c.Do(context.Background(), tc.header, nil, 0)
+			// After a valid field: the check covers every field, not the first.
+			fields := []httpsyntax.Field{{Name: "Accept", Value: "application/json"}, tc.field}
+			_, err := c.Do(context.Background(), fields, nil, 0)
 			if err == nil {
 				t.Fatal("Do: got nil error, want one")
 			}
@@ -203,15 +210,21 @@ func TestRedirectAndGzipPassThrough(t *testing.T) {
 	defer srv.Close()
 
 	c := newClient(t, srv.URL+"/redirect", nil)
-	status, _ := get(t, c, "{}")
+	status, fields, _ := getFields(t, c, "{}")
 	if status != http.StatusFound {
 		t.Errorf("redirect status: got %d, want %d", status, http.StatusFound)
 	}
+	if got, _ := httpsyntax.Lookup(fields, "Location"); got != "/elsewhere" {
+		t.Errorf("redirect Location: got %q, want %q", got, "/elsewhere")
+	}
 
 	c = newClient(t, srv.URL+"/gzip", nil)
-	status, body := get(t, c, "{}")
+	status, fields, body := getFields(t, c, "{}")
 	if status != 200 || body != gz.String() {
 		t.Errorf("gzip: got %d %q, want 200 %q", status, body, gz.String())
+	}
+	if got, _ := httpsyntax.Lookup(fields, "Content-Encoding"); got != "gzip" {
+		t.Errorf("gzip Content-Encoding: got %q, want %q", got, "gzip")
 	}
 }
 
@@ -403,7 +416,7 @@ func TestBodyReadError(t *testing.T) {
 			if g := within(t, got, wait, "the upstream to see the close"); g != tc.wantWire {
 				t.Errorf("upstream received: got %q, want %q", g, tc.wantWire)
 			}
-			if c.popIdle() != nil {
+			if pooled(c) != 0 {
 				t.Errorf("aborted connection was pooled")
 			}
 		})
@@ -438,7 +451,7 @@ func TestEarlyResponseNotReused(t *testing.T) {
 	if resp.StatusCode != 413 || string(b) != "big" || err != nil {
 		t.Fatalf("got %d %q (%v), want 413 \"big\"", resp.StatusCode, b, err)
 	}
-	if c.popIdle() != nil {
+	if pooled(c) != 0 {
 		t.Errorf("connection with a half-written body was pooled")
 	}
 }
