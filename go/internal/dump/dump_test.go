@@ -2,11 +2,13 @@ package dump
 
 import (
 	"encoding/json"
-	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/openai/codex-responses-api-proxy/go/internal/httpsyntax"
 )
 
 func TestBodyTruncates(t *testing.T) {
@@ -33,10 +35,15 @@ func TestExchangeFiles(t *testing.T) {
 	var req, resp Body
 	req.Write([]byte(`{"model":"m"}`))
 	resp.Write([]byte("data: x\n\n"))
-	ex.Request("POST", "https://api.example/v1/responses", http.Header{
-		"Authorization": {"Bearer secret"}, "Cookie": {"a=b"}, "Content-Type": {"application/json"},
+	ex.Request("POST", "https://api.example/v1/responses", []httpsyntax.Field{
+		{Name: "Authorization", Value: "Bearer secret"},
+		{Name: "Cookie", Value: "a=b"},
+		{Name: "Content-Type", Value: "application/json"},
 	}, &req)
-	ex.Response(200, http.Header{"Set-Cookie": {"c=d"}, "Proxy-Authorization": {"Basic x"}}, &resp, true)
+	ex.Response(200, []httpsyntax.Field{
+		{Name: "Set-Cookie", Value: "c=d"},
+		{Name: "Proxy-Authorization", Value: "Basic x"},
+	}, &resp, true)
 	if len(logged) != 0 {
 		t.Errorf("got logged failures %q, want none", logged)
 	}
@@ -88,5 +95,62 @@ func TestWriteExclusiveRefusesExisting(t *testing.T) {
 	}
 	if _, err := os.Stat(target); !os.IsNotExist(err) {
 		t.Errorf("symlink target was created: %v", err)
+	}
+}
+
+// TestHeadersOrderAndRedaction: fields are listed as given, names in their
+// case and duplicates apart, and credentials are redacted whatever the case
+// of their names (RFC 9110, 5.1).
+func TestHeadersOrderAndRedaction(t *testing.T) {
+	in := []httpsyntax.Field{
+		{Name: "x-codex-turn-metadata", Value: "{}"},
+		{Name: "authorization", Value: "Bearer secret"},
+		{Name: "Content-Type", Value: "application/json"},
+		{Name: "COOKIE", Value: "a=b"},
+		{Name: "set-cookie", Value: "c=d"},
+		{Name: "Set-Cookie", Value: "e=f"},
+		{Name: "PROXY-AUTHORIZATION", Value: "Basic x"},
+		{Name: "Accept", Value: "text/event-stream"},
+		{Name: "accept", Value: "application/json"},
+	}
+	want := []header{
+		{Name: "x-codex-turn-metadata", Value: "{}"},
+		{Name: "authorization", Value: redacted},
+		{Name: "Content-Type", Value: "application/json"},
+		{Name: "COOKIE", Value: redacted},
+		{Name: "set-cookie", Value: redacted},
+		{Name: "Set-Cookie", Value: redacted},
+		{Name: "PROXY-AUTHORIZATION", Value: redacted},
+		{Name: "Accept", Value: "text/event-stream"},
+		{Name: "accept", Value: "application/json"},
+	}
+	if got := headers(in); !slices.Equal(got, want) {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	if got := headers(nil); got == nil || len(got) != 0 {
+		t.Errorf("got %#v for no fields, want an empty list (JSON [], not null)", got)
+	}
+
+	// And so in the file, in that order.
+	d, err := New(t.TempDir(), func(format string, args ...any) { t.Errorf(format, args...) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body Body
+	d.Start().Request("POST", "https://api.example/v1/responses", in, &body)
+	files, _ := filepath.Glob(filepath.Join(d.dir, "000001-*-request.json"))
+	if len(files) != 1 {
+		t.Fatalf("got files %q, want one request file", files)
+	}
+	data, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var file struct{ Headers []header }
+	if err := json.Unmarshal(data, &file); err != nil {
+		t.Fatalf("%s: %v", files[0], err)
+	}
+	if !slices.Equal(file.Headers, want) {
+		t.Errorf("got headers %q in the file, want %q", file.Headers, want)
 	}
 }

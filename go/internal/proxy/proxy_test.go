@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -10,13 +11,16 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/openai/codex-responses-api-proxy/go/internal/dump"
 	"github.com/openai/codex-responses-api-proxy/go/internal/server"
 	"github.com/openai/codex-responses-api-proxy/go/internal/upstream"
 )
@@ -184,6 +188,88 @@ func TestForwardAndStatuses(t *testing.T) {
 				t.Errorf("Access-Control-Allow-Origin reached the client: %q", v)
 			}
 		})
+	}
+}
+
+// TestFieldsThroughProxy sends fields in mixed case: the upstream gets the
+// kept ones and our key only, and the dump lists exactly what was sent
+// upstream, in the client's order and case.
+func TestFieldsThroughProxy(t *testing.T) {
+	dumpLogs := &logSink{}
+	dir := t.TempDir()
+	d, err := dump.New(dir, dumpLogs.logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, Config{Dumper: d}, func(w http.ResponseWriter, r *http.Request) {
+		if got := r.Header.Values("Authorization"); !slices.Equal(got, []string{"Bearer sk-proxy-test"}) {
+			t.Errorf("upstream Authorization: got %q, want only ours", got)
+		}
+		for _, name := range []string{"X-Foo", "Proxy-Authorization", "Keep-Alive"} {
+			if v, ok := r.Header[name]; ok {
+				t.Errorf("upstream got %s: %q, want it dropped", name, v)
+			}
+		}
+		if got := r.Header.Get("X-Codex-Turn-Metadata"); got != "{}" {
+			t.Errorf("upstream X-Codex-Turn-Metadata: got %q, want %q", got, "{}")
+		}
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Set-Cookie", "c=d")
+		w.Header().Set("Access-Control-Allow-Origin", "*")
+		io.WriteString(w, "{}")
+	})
+	resp := h.raw(t, "POST /v1/responses HTTP/1.1\r\nhost: 127.0.0.1\r\n"+
+		"x-codex-turn-metadata: {}\r\nauthorization: Bearer client-supplied\r\nCONNECTION: x-foo\r\n"+
+		"X-FOO: 1\r\nAccept: text/event-stream\r\nproxy-authorization: Basic x\r\nkeep-alive: timeout=5\r\n"+
+		"content-type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || string(body) != "{}" {
+		t.Fatalf("got %d %q, want 200 %q", resp.StatusCode, body, "{}")
+	}
+	if v := resp.Header.Get("Access-Control-Allow-Origin"); v != "" {
+		t.Errorf("Access-Control-Allow-Origin reached the client: %q", v)
+	}
+
+	// The response file is written before the access line is logged.
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(h.logs.String(), "POST /v1/responses 200"); {
+		if time.Now().After(deadline) {
+			t.Fatal("no access line for the request")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	type header struct{ Name, Value string }
+	read := func(kind string) (file struct{ Headers []header }) {
+		t.Helper()
+		paths, _ := filepath.Glob(filepath.Join(dir, "000001-*-"+kind+".json"))
+		if len(paths) != 1 {
+			t.Fatalf("got %s files %q, want one", kind, paths)
+		}
+		data, err := os.ReadFile(paths[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(data), "sk-proxy-test") || strings.Contains(string(data), "client-supplied") ||
+			strings.Contains(string(data), "c=d") {
+			t.Errorf("%s dump holds a credential:\n%s", kind, data)
+		}
+		if err := json.Unmarshal(data, &file); err != nil {
+			t.Fatalf("%s: %v", paths[0], err)
+		}
+		return file
+	}
+	want := []header{
+		{"x-codex-turn-metadata", "{}"},
+		{"Accept", "text/event-stream"},
+		{"content-type", "application/json"},
+	}
+	if got := read("request").Headers; !slices.Equal(got, want) {
+		t.Errorf("request dump headers: got %q, want %q", got, want)
+	}
+	if got := read("response").Headers; !slices.Contains(got, header{"Set-Cookie", "[REDACTED]"}) {
+		t.Errorf("response dump headers: got %q, want Set-Cookie redacted", got)
+	}
+	if s := dumpLogs.String(); s != "" {
+		t.Errorf("dump failures logged: %q", s)
 	}
 }
 
