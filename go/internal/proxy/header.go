@@ -55,13 +55,14 @@ func dropped(name string, named []string) bool {
 	if hasPrefixFold(name, "Proxy-") {
 		return true
 	}
-	for _, h := range hopByHop {
-		if strings.EqualFold(name, h) {
-			return true
-		}
-	}
-	for _, h := range named {
-		if strings.EqualFold(name, h) {
+	return oneOf(name, hopByHop) || oneOf(name, named)
+}
+
+// oneOf reports whether name is in names, in any case.
+func oneOf(name string, names []string) bool {
+	for _, n := range names {
+		// The length first: most fields are none of these.
+		if len(n) == len(name) && strings.EqualFold(name, n) {
 			return true
 		}
 	}

@@ -180,7 +180,7 @@ func (h *Handler) forward(w *server.Response, r *server.Request, rec *record) {
 	}
 
 	fields := outboundFields(r.Fields)
-	body := &bodyReader{r: r.Body, left: h.cfg.MaxBodyBytes}
+	body := &bodyReader{r: r.Body, limit: h.cfg.MaxBodyBytes, left: h.cfg.MaxBodyBytes}
 	var ex *dump.Exchange
 	var src io.Reader = body
 	if h.cfg.Dumper != nil {
@@ -248,10 +248,11 @@ func (h *Handler) upstreamFailed(w *server.Response, r *server.Request, rec *rec
 // apart from an upstream fault. The upstream client may still be reading the
 // body when Do returns, hence the lock.
 type bodyReader struct {
-	r    io.Reader
-	left int64 // guarded by reads being sequential
-	mu   sync.Mutex
-	err  error
+	r     io.Reader
+	limit int64
+	left  int64 // reads are sequential
+	mu    sync.Mutex
+	err   error
 }
 
 func (b *bodyReader) Read(p []byte) (int, error) {
@@ -260,7 +261,7 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 	}
 	n, err := b.r.Read(p)
 	if int64(n) > b.left {
-		n, err = int(b.left), &http.MaxBytesError{Limit: b.left}
+		n, err = int(b.left), &http.MaxBytesError{Limit: b.limit}
 	}
 	b.left -= int64(n)
 	if err != nil && err != io.EOF {
