@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/openai/codex-responses-api-proxy/go/internal/httpsyntax"
 )
 
 // BenchmarkServe is one keep-alive request after another through the
@@ -13,12 +15,13 @@ import (
 // buffers, so allocations are the server's (and the handler's few).
 func BenchmarkServe(b *testing.B) {
 	const answer = `{"id":"resp_1","object":"response","status":"completed"}`
-	ts := startServer(b, func(w http.ResponseWriter, r *http.Request) {
+	fields := []httpsyntax.Field{
+		{Name: "Content-Type", Value: "application/json"},
+		{Name: "Date", Value: "Sun, 29 Nov 2026 00:00:00 GMT"},
+	}
+	ts := startServer(b, func(w *Response, r *Request) {
 		io.Copy(io.Discard, r.Body)
-		h := w.Header()
-		h["Content-Type"] = []string{"application/json"}
-		h["Date"] = []string{"Sun, 29 Nov 2026 00:00:00 GMT"}
-		h["Content-Length"] = []string{"56"}
+		w.WriteHeader(http.StatusOK, int64(len(answer)), fields)
 		io.WriteString(w, answer)
 	})
 	const body = `{"model":"gpt-5","input":"ping","stream":false}`

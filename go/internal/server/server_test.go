@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -57,7 +58,7 @@ type testServer struct {
 // startServer serves h on a new loopback listener. Its timeouts are long
 // enough never to fire unless configure lowers them. Cleanup closes the
 // server and checks that Serve returned ErrServerClosed.
-func startServer(tb testing.TB, h http.HandlerFunc, configure ...func(*Server)) *testServer {
+func startServer(tb testing.TB, h HandlerFunc, configure ...func(*Server)) *testServer {
 	tb.Helper()
 	return serveOn(tb, listen(tb), h, configure...)
 }
@@ -71,7 +72,7 @@ func listen(tb testing.TB) net.Listener {
 	return ln
 }
 
-func serveOn(tb testing.TB, ln net.Listener, h http.HandlerFunc, configure ...func(*Server)) *testServer {
+func serveOn(tb testing.TB, ln net.Listener, h HandlerFunc, configure ...func(*Server)) *testServer {
 	tb.Helper()
 	log := &testLog{}
 	s := &Server{
@@ -181,19 +182,29 @@ func get(path string) string {
 	return "GET " + path + " HTTP/1.1\r\nHost: x\r\n\r\n"
 }
 
-func okHandler(w http.ResponseWriter, r *http.Request) {
+func okHandler(w *Response, r *Request) {
 	io.WriteString(w, "ok")
 }
 
 // echo answers with the request's path and body.
-func echo(w http.ResponseWriter, r *http.Request) {
+func echo(w *Response, r *Request) {
 	b, err := io.ReadAll(r.Body)
 	if err != nil {
-		w.WriteHeader(http.StatusBadRequest)
+		w.WriteHeader(http.StatusBadRequest, -1, nil)
 		io.WriteString(w, "body error")
 		return
 	}
-	fmt.Fprintf(w, "%s %s", r.URL.Path, b)
+	fmt.Fprintf(w, "%s %s", r.Target, b)
+}
+
+// fieldLines is fields as "Name: value" strings, for a handler to show what
+// it got, in order and case.
+func fieldLines(fields []httpsyntax.Field) []string {
+	lines := []string{}
+	for _, f := range fields {
+		lines = append(lines, f.Name+": "+f.Value)
+	}
+	return lines
 }
 
 // wait receives from ch within testTimeout; handlers use it, as they must
@@ -302,7 +313,7 @@ func TestRejectsMalformedAndAmbiguousRequests(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			var called atomic.Int64
-			ts := startServer(t, func(w http.ResponseWriter, r *http.Request) { called.Add(1) })
+			ts := startServer(t, func(w *Response, r *Request) { called.Add(1) })
 			c := dial(t, ts.addr)
 			c.write(tt.req)
 			resp, body := c.response("GET")
@@ -356,37 +367,41 @@ func TestAcceptsRequests(t *testing.T) {
 		want string
 	}{
 		{"origin form", "GET /p?q=1 HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n",
-			`GET /p?q=1 HTTP/1.1 host="127.0.0.1:8080" cl=0 te=[] x-a=[] body=""`},
+			`GET /p?q=1 HTTP/1.1 host="127.0.0.1:8080" cl=0 fields=[] body=""`},
 		{"HTTP/1.0 without Host", "GET / HTTP/1.0\r\n\r\n",
-			`GET / HTTP/1.0 host="" cl=0 te=[] x-a=[] body=""`},
+			`GET / HTTP/1.0 host="" cl=0 fields=[] body=""`},
 		{"IPv6 literal Host", "GET / HTTP/1.1\r\nHost: [::1]:80\r\n\r\n",
-			`GET / HTTP/1.1 host="[::1]:80" cl=0 te=[] x-a=[] body=""`},
+			`GET / HTTP/1.1 host="[::1]:80" cl=0 fields=[] body=""`},
 		{"lowercase field names", "GET / HTTP/1.1\r\nhost: x\r\nx-a: b\r\n\r\n",
-			`GET / HTTP/1.1 host="x" cl=0 te=[] x-a=["b"] body=""`},
+			`GET / HTTP/1.1 host="x" cl=0 fields=["x-a: b"] body=""`},
+		{"fields in order received", "GET / HTTP/1.1\r\nX-B: 1\r\nHost: x\r\nX-A: 2\r\nx-b: 3\r\n\r\n",
+			`GET / HTTP/1.1 host="x" cl=0 fields=["X-B: 1" "X-A: 2" "x-b: 3"] body=""`},
 		{"obs-fold becomes a space", "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\r\n \t b\r\n\r\n",
-			`GET / HTTP/1.1 host="x" cl=0 te=[] x-a=["a b"] body=""`},
+			`GET / HTTP/1.1 host="x" cl=0 fields=["X-A: a b"] body=""`},
 		{"tab in a value", "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\tb\r\n\r\n",
-			`GET / HTTP/1.1 host="x" cl=0 te=[] x-a=["a\tb"] body=""`},
+			`GET / HTTP/1.1 host="x" cl=0 fields=["X-A: a\tb"] body=""`},
+		{"bare LF line ends", "GET / HTTP/1.1\nHost: x\nX-A: b\n\n",
+			`GET / HTTP/1.1 host="x" cl=0 fields=["X-A: b"] body=""`},
 		{"empty lines before the request", "\r\n\r\n\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n",
-			`GET / HTTP/1.1 host="x" cl=0 te=[] x-a=[] body=""`},
+			`GET / HTTP/1.1 host="x" cl=0 fields=[] body=""`},
 		{"Content-Length with leading zeros", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 005\r\n\r\nhello",
-			`POST / HTTP/1.1 host="x" cl=5 te=[] x-a=[] body="hello"`},
+			`POST / HTTP/1.1 host="x" cl=5 fields=["Content-Length: 005"] body="hello"`},
 		{"chunked in capitals", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: CHUNKED\r\n\r\n2\r\nhi\r\n0\r\n\r\n",
-			`POST / HTTP/1.1 host="x" cl=-1 te=["chunked"] x-a=[] body="hi"`},
+			`POST / HTTP/1.1 host="x" cl=-1 fields=["Transfer-Encoding: CHUNKED"] body="hi"`},
 		{"Expect 100-continue without a body", "POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 0\r\n\r\n",
-			`POST / HTTP/1.1 host="x" cl=0 te=[] x-a=[] body=""`},
+			`POST / HTTP/1.1 host="x" cl=0 fields=["Expect: 100-continue" "Content-Length: 0"] body=""`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			ts := startServer(t, func(w http.ResponseWriter, r *http.Request) {
+			ts := startServer(t, func(w *Response, r *Request) {
 				b, err := io.ReadAll(r.Body)
 				if err != nil {
 					fmt.Fprintf(w, "body error: %v", err)
 					return
 				}
-				fmt.Fprintf(w, "%s %s %s host=%q cl=%d te=%q x-a=%q body=%q",
-					r.Method, r.RequestURI, r.Proto, r.Host, r.ContentLength, r.TransferEncoding, r.Header["X-A"], b)
+				fmt.Fprintf(w, "%s %s HTTP/1.%d host=%q cl=%d fields=%q body=%q",
+					r.Method, r.Target, r.ProtoMinor, r.Host, r.ContentLength, fieldLines(r.Fields), b)
 			})
 			c := dial(t, ts.addr)
 			c.write(tt.req)
@@ -408,9 +423,9 @@ func TestChunkedRequestBody(t *testing.T) {
 		want   string
 	}{
 		{"extensions and trailer", "5;name=value\r\nhello\r\n6;a;b=\"c d\"\r\n world\r\n0;end\r\nX-Trailer: dropped\r\nX-Other: too\r\n\r\n",
-			200, `cl=-1 te=["chunked"] trailer=map[] fields=[] body="hello world"`},
+			200, `cl=-1 fields=["Transfer-Encoding: chunked"] body="hello world"`},
 		{"no trailer", "5\r\nhello\r\n0\r\n\r\n",
-			200, `cl=-1 te=["chunked"] trailer=map[] fields=[] body="hello"`},
+			200, `cl=-1 fields=["Transfer-Encoding: chunked"] body="hello"`},
 		{"bad size", "zz\r\nhello\r\n0\r\n\r\n", 400, "body error"},
 		{"bare LF after size", "5\nhello\r\n0\r\n\r\n", 400, "body error"},
 		{"chunk longer than its size", "2\r\nhello\r\n0\r\n\r\n", 400, "body error"},
@@ -420,16 +435,17 @@ func TestChunkedRequestBody(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			ts := startServer(t, func(w http.ResponseWriter, r *http.Request) {
+			ts := startServer(t, func(w *Response, r *Request) {
 				b, err := io.ReadAll(r.Body)
 				if err != nil {
-					w.WriteHeader(http.StatusBadRequest)
+					w.WriteHeader(http.StatusBadRequest, -1, nil)
 					io.WriteString(w, "body error")
 					return
 				}
-				fmt.Fprintf(w, "cl=%d te=%q trailer=%v fields=%q body=%q",
-					r.ContentLength, r.TransferEncoding, r.Trailer,
-					append(r.Header["X-Trailer"], r.Header["Transfer-Encoding"]...), b)
+				// After the body, so after the trailer section was read
+				// into the same Head: the trailer is dropped, and the
+				// request's fields are still intact.
+				fmt.Fprintf(w, "cl=%d fields=%q body=%q", r.ContentLength, fieldLines(r.Fields), b)
 			})
 			c := dial(t, ts.addr)
 			c.write(head + tt.body)
@@ -490,11 +506,11 @@ func TestConnectionClose(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			ts := startServer(t, func(w http.ResponseWriter, r *http.Request) {
-				if r.URL.Path == "/close" {
-					w.Header().Set("Connection", "close")
+			ts := startServer(t, func(w *Response, r *Request) {
+				if r.Target == "/close" {
+					w.SetClose()
 				}
-				w.Header().Set("Content-Length", "2")
+				w.WriteHeader(http.StatusOK, 2, nil)
 				io.WriteString(w, "ok")
 			})
 			c := dial(t, ts.addr)
@@ -546,20 +562,20 @@ func TestResponseFraming(t *testing.T) {
 		head11 = "HEAD / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
 		get10  = "GET / HTTP/1.0\r\n\r\n"
 	)
-	hello := func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hello") }
-	declared := func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Length", "5")
+	hello := func(w *Response, r *Request) { io.WriteString(w, "hello") }
+	declared := func(w *Response, r *Request) {
+		w.WriteHeader(http.StatusOK, 5, nil)
 		io.WriteString(w, "hello")
 	}
 	tests := []struct {
 		name    string
 		req     string
-		handler http.HandlerFunc
+		handler HandlerFunc
 		want    string
 	}{
 		{"declared length", get11, declared,
 			"HTTP/1.1 200 OK\r\nDate: D\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello"},
-		{"chunked", get11, func(w http.ResponseWriter, r *http.Request) {
+		{"chunked", get11, func(w *Response, r *Request) {
 			io.WriteString(w, "hel")
 			w.Write(nil) // no empty chunk: it would end the body
 			io.WriteString(w, "lo")
@@ -568,49 +584,54 @@ func TestResponseFraming(t *testing.T) {
 			"HTTP/1.1 200 OK\r\nDate: D\r\nConnection: close\r\n\r\nhello"},
 		{"HTTP/1.0 declared length", get10, declared,
 			"HTTP/1.1 200 OK\r\nDate: D\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello"},
-		{"nothing written", get11, func(w http.ResponseWriter, r *http.Request) {},
+		{"nothing written", get11, func(w *Response, r *Request) {},
 			"HTTP/1.1 200 OK\r\nDate: D\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"},
 		{"HEAD with declared length", head11, declared,
 			"HTTP/1.1 200 OK\r\nDate: D\r\nContent-Length: 5\r\nConnection: close\r\n\r\n"},
 		{"HEAD without length", head11, hello,
 			"HTTP/1.1 200 OK\r\nDate: D\r\nConnection: close\r\n\r\n"},
-		{"204", get11, func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Length", "5")
-			w.WriteHeader(http.StatusNoContent)
+		{"204", get11, func(w *Response, r *Request) {
+			w.WriteHeader(http.StatusNoContent, 5, nil)
 			if _, err := io.WriteString(w, "hello"); !errors.Is(err, http.ErrBodyNotAllowed) {
 				panic(fmt.Sprintf("Write after 204: got %v, want ErrBodyNotAllowed", err))
 			}
 		}, "HTTP/1.1 204 No Content\r\nDate: D\r\nConnection: close\r\n\r\n"},
-		{"304", get11, func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Length", "5")
-			w.Header().Set("Etag", `"x"`)
-			w.WriteHeader(http.StatusNotModified)
+		{"304", get11, func(w *Response, r *Request) {
+			w.WriteHeader(http.StatusNotModified, 5, []httpsyntax.Field{{Name: "Etag", Value: `"x"`}})
 			io.WriteString(w, "hello")
 		}, "HTTP/1.1 304 Not Modified\r\nEtag: \"x\"\r\nDate: D\r\nConnection: close\r\n\r\n"},
-		{"framing fields replaced", get11, func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Transfer-Encoding", "gzip")
-			w.Header().Set("Connection", "keep-alive, Upgrade")
-			w.Header().Set("Content-Length", "five")
+		{"framing fields replaced", get11, func(w *Response, r *Request) {
+			w.WriteHeader(http.StatusOK, -1, []httpsyntax.Field{
+				{Name: "Transfer-Encoding", Value: "gzip"},
+				{Name: "Connection", Value: "keep-alive, Upgrade"},
+				{Name: "Content-Length", Value: "five"},
+			})
 			io.WriteString(w, "hello")
 		}, "HTTP/1.1 200 OK\r\nDate: D\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n"},
-		{"framing fields in any case replaced", get11, func(w http.ResponseWriter, r *http.Request) {
-			h := w.Header()
-			h["transfer-encoding"] = []string{"gzip"}
-			h["connection"] = []string{"keep-alive"}
-			h["content-length"] = []string{"99"}
+		{"framing fields in any case replaced", get11, func(w *Response, r *Request) {
+			w.WriteHeader(http.StatusOK, -1, []httpsyntax.Field{
+				{Name: "transfer-encoding", Value: "gzip"},
+				{Name: "connection", Value: "keep-alive"},
+				{Name: "content-length", Value: "99"},
+				{Name: "CONTENT-LENGTH", Value: "5"},
+			})
 			io.WriteString(w, "hello")
 		}, "HTTP/1.1 200 OK\r\nDate: D\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n"},
-		{"no response splitting", get11, func(w http.ResponseWriter, r *http.Request) {
-			h := w.Header()
-			h["X-A"] = []string{"a\r\nX-Injected: 1", "kept"}
-			h["X-B"] = []string{"b\nX-Injected: 1"}
-			h["X-C"] = []string{"c\rX-Injected: 1", "nul\x00"}
-			h["X-D\r\nX-Injected"] = []string{"1"}
-			h["X E"] = []string{"1"}
-			h["X-T"] = []string{"a\tb"}
+		{"no response splitting", get11, func(w *Response, r *Request) {
+			w.WriteHeader(http.StatusOK, 0, []httpsyntax.Field{
+				{Name: "X-A", Value: "a\r\nX-Injected: 1"},
+				{Name: "X-A", Value: "kept"},
+				{Name: "X-B", Value: "b\nX-Injected: 1"},
+				{Name: "X-C", Value: "c\rX-Injected: 1"},
+				{Name: "X-C", Value: "nul\x00"},
+				{Name: "X-D\r\nX-Injected", Value: "1"},
+				{Name: "X E", Value: "1"},
+				{Name: "", Value: "1"},
+				{Name: "X-T", Value: "a\tb"},
+			})
 		}, "HTTP/1.1 200 OK\r\nX-A: kept\r\nX-T: a\tb\r\nDate: D\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"},
-		{"handler Date kept", get11, func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Date", handlerDate)
+		{"handler Date kept", get11, func(w *Response, r *Request) {
+			w.WriteHeader(http.StatusOK, 0, []httpsyntax.Field{{Name: "Date", Value: handlerDate}})
 		}, "HTTP/1.1 200 OK\r\nDate: " + handlerDate + "\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"},
 	}
 	for _, tt := range tests {
@@ -637,14 +658,16 @@ func TestResponseFraming(t *testing.T) {
 // leave a kept connection in step with the client.
 func TestBodylessResponsesKeepFraming(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
+	ts := startServer(t, func(w *Response, r *Request) {
+		// The length is ignored for 204 and 304, kept for HEAD.
+		switch r.Target {
 		case "/204":
-			w.WriteHeader(http.StatusNoContent)
+			w.WriteHeader(http.StatusNoContent, 5, nil)
 		case "/304":
-			w.WriteHeader(http.StatusNotModified)
+			w.WriteHeader(http.StatusNotModified, 5, nil)
+		default:
+			w.WriteHeader(http.StatusOK, 5, nil)
 		}
-		w.Header().Set("Content-Length", "5")
 		io.WriteString(w, "hello")
 	})
 	c := dial(t, ts.addr)
@@ -666,9 +689,9 @@ func TestBodylessResponsesKeepFraming(t *testing.T) {
 func TestShortResponseClosesConnection(t *testing.T) {
 	t.Parallel()
 	var calls atomic.Int64
-	ts := startServer(t, func(w http.ResponseWriter, r *http.Request) {
+	ts := startServer(t, func(w *Response, r *Request) {
 		calls.Add(1)
-		w.Header().Set("Content-Length", "10")
+		w.WriteHeader(http.StatusOK, 10, nil)
 		io.WriteString(w, "hello")
 	})
 	c := dial(t, ts.addr)
@@ -687,8 +710,8 @@ func TestShortResponseClosesConnection(t *testing.T) {
 func TestLongResponseFailsWrite(t *testing.T) {
 	t.Parallel()
 	errs := make(chan error, 2)
-	ts := startServer(t, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Length", "3")
+	ts := startServer(t, func(w *Response, r *Request) {
+		w.WriteHeader(http.StatusOK, 3, nil)
 		_, err := io.WriteString(w, "hello")
 		errs <- err
 		io.WriteString(w, "abc")
@@ -713,7 +736,7 @@ func TestExpectContinue(t *testing.T) {
 		t.Parallel()
 		entered := make(chan struct{}, 2)
 		release := make(chan struct{})
-		ts := startServer(t, func(w http.ResponseWriter, r *http.Request) {
+		ts := startServer(t, func(w *Response, r *Request) {
 			entered <- struct{}{}
 			wait(release)
 			echo(w, r)
@@ -750,8 +773,8 @@ func TestExpectContinue(t *testing.T) {
 
 	t.Run("not sent when the handler answers first", func(t *testing.T) {
 		t.Parallel()
-		ts := startServer(t, func(w http.ResponseWriter, r *http.Request) {
-			w.WriteHeader(http.StatusForbidden)
+		ts := startServer(t, func(w *Response, r *Request) {
+			w.WriteHeader(http.StatusForbidden, -1, nil)
 			io.WriteString(w, "forbidden")
 		})
 		c := dial(t, ts.addr)
@@ -936,10 +959,9 @@ func TestZeroTimeoutsMeanNone(t *testing.T) {
 func TestUnreadBody(t *testing.T) {
 	t.Parallel()
 	var calls atomic.Int64
-	ts := startServer(t, func(w http.ResponseWriter, r *http.Request) {
+	ts := startServer(t, func(w *Response, r *Request) {
 		calls.Add(1)
-		w.Header().Set("Content-Length", "9")
-		w.WriteHeader(http.StatusRequestEntityTooLarge)
+		w.WriteHeader(http.StatusRequestEntityTooLarge, 9, nil)
 		io.WriteString(w, "too large")
 	})
 	c := dial(t, ts.addr)
@@ -965,7 +987,7 @@ func TestUnreadBody(t *testing.T) {
 func TestConnContext(t *testing.T) {
 	t.Parallel()
 	type key struct{}
-	ts := startServer(t, func(w http.ResponseWriter, r *http.Request) {
+	ts := startServer(t, func(w *Response, r *Request) {
 		fmt.Fprintf(w, "%v %s", r.Context().Value(key{}), r.RemoteAddr)
 	}, func(s *Server) {
 		s.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
@@ -997,7 +1019,7 @@ func TestClientGoneCancelsRequest(t *testing.T) {
 			t.Parallel()
 			entered := make(chan struct{}, 1)
 			causes := make(chan error, 1)
-			ts := startServer(t, func(w http.ResponseWriter, r *http.Request) {
+			ts := startServer(t, func(w *Response, r *Request) {
 				if _, err := io.ReadAll(r.Body); err != nil {
 					causes <- fmt.Errorf("reading the body: %w", err)
 					return
@@ -1097,8 +1119,8 @@ func (c *probeConn) SetReadDeadline(t time.Time) error {
 func TestFastRequestsAreNotWatched(t *testing.T) {
 	t.Parallel()
 	probe := &connProbe{}
-	ts := serveOn(t, probeListener{listen(t), probe}, func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/slow" && !wait(probe.nextRead()) {
+	ts := serveOn(t, probeListener{listen(t), probe}, func(w *Response, r *Request) {
+		if r.Target == "/slow" && !wait(probe.nextRead()) {
 			io.WriteString(w, "not watched")
 			return
 		}
@@ -1131,8 +1153,8 @@ func TestPipelinedInputWhileWatching(t *testing.T) {
 	watcherRead := make(chan struct{})
 	release := make(chan struct{})
 	ctxErr := make(chan error, 1)
-	ts := serveOn(t, probeListener{listen(t), probe}, func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/slow" {
+	ts := serveOn(t, probeListener{listen(t), probe}, func(w *Response, r *Request) {
+		if r.Target != "/slow" {
 			io.WriteString(w, "fast")
 			return
 		}
@@ -1168,17 +1190,17 @@ func TestPipelinedInputWhileWatching(t *testing.T) {
 func TestPanics(t *testing.T) {
 	t.Parallel()
 	probe := &connProbe{}
-	ts := serveOn(t, probeListener{listen(t), probe}, func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
+	ts := serveOn(t, probeListener{listen(t), probe}, func(w *Response, r *Request) {
+		switch r.Target {
 		case "/abort":
 			io.WriteString(w, "partial")
-			w.(http.Flusher).Flush()
+			w.Flush()
 			panic(http.ErrAbortHandler)
 		case "/boom":
 			panic("boom")
 		case "/boom-after-flush":
 			io.WriteString(w, "partial")
-			w.(http.Flusher).Flush()
+			w.Flush()
 			panic("boom after flush")
 		case "/boom-watched":
 			if !wait(probe.nextRead()) {
@@ -1238,8 +1260,8 @@ func TestPanics(t *testing.T) {
 // TestNilLogf checks that a Server without Logf survives what it would log.
 func TestNilLogf(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/boom" {
+	ts := startServer(t, func(w *Response, r *Request) {
+		if r.Target == "/boom" {
 			panic("boom")
 		}
 		io.WriteString(w, "ok")
@@ -1260,14 +1282,14 @@ func TestNilLogf(t *testing.T) {
 }
 
 // streamHandler writes "first", then "second" once release is closed.
-func streamHandler(entered chan<- struct{}, release <-chan struct{}) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/stream" {
+func streamHandler(entered chan<- struct{}, release <-chan struct{}) HandlerFunc {
+	return func(w *Response, r *Request) {
+		if r.Target != "/stream" {
 			io.WriteString(w, "ok")
 			return
 		}
 		io.WriteString(w, "first")
-		w.(http.Flusher).Flush()
+		w.Flush()
 		entered <- struct{}{}
 		select {
 		case <-release:
@@ -1433,23 +1455,41 @@ func FuzzReadRequest(f *testing.F) {
 		defer mu.Unlock()
 		violations = append(violations, fmt.Sprintf(format, args...))
 	}
-	ts := startServer(f, func(w http.ResponseWriter, r *http.Request) {
+	parseInt := func(s string) int64 {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return -2
+		}
+		return n
+	}
+	ts := startServer(f, func(w *Response, r *Request) {
 		if !httpsyntax.ValidHost(r.Host) && (r.Host != "" || r.ProtoMinor != 0) {
 			violate("handler got Host %q in HTTP/1.%d", r.Host, r.ProtoMinor)
 		}
-		chunked := slices.Equal(r.TransferEncoding, []string{"chunked"})
-		if chunked && r.ContentLength != -1 || !chunked && (r.ContentLength < 0 || r.TransferEncoding != nil) {
-			violate("handler got Content-Length %d with Transfer-Encoding %q", r.ContentLength, r.TransferEncoding)
+		// The framing fields stay in Fields, and must agree with
+		// ContentLength: one "chunked" and no Content-Length for -1, one
+		// Content-Length of that value or none for 0, and no
+		// Transfer-Encoding otherwise.
+		te, nte := httpsyntax.Lookup(r.Fields, "Transfer-Encoding")
+		cl, ncl := httpsyntax.Lookup(r.Fields, "Content-Length")
+		chunked := r.ContentLength == -1
+		switch {
+		case chunked && (nte != 1 || !strings.EqualFold(te, "chunked") || ncl != 0 || r.ProtoMinor != 1),
+			!chunked && (r.ContentLength < 0 || nte != 0 || ncl > 1),
+			!chunked && ncl == 1 && (strings.Trim(cl, "0123456789") != "" || parseInt(cl) != r.ContentLength),
+			!chunked && ncl == 0 && r.ContentLength != 0:
+			violate("handler got Content-Length %d with fields %q", r.ContentLength, fieldLines(r.Fields))
 		}
-		for _, name := range []string{"Host", "Transfer-Encoding"} {
-			if v, ok := r.Header[name]; ok {
-				violate("handler got a %s field %q", name, v)
+		if _, n := httpsyntax.Lookup(r.Fields, "Host"); n != 0 {
+			violate("handler got a Host field in %q", fieldLines(r.Fields))
+		}
+		for _, f := range r.Fields {
+			if !httpsyntax.IsToken(f.Name) || !httpsyntax.ValidFieldValue(f.Value) {
+				violate("handler got field %q: %q", f.Name, f.Value)
 			}
 		}
-		for name := range r.Header {
-			if !httpsyntax.IsToken(name) {
-				violate("handler got field name %q", name)
-			}
+		if r.ContentLength == 0 && r.Body != http.NoBody {
+			violate("handler got a body of length 0 other than http.NoBody")
 		}
 		body, err := io.ReadAll(r.Body)
 		if err == nil && !chunked && int64(len(body)) != r.ContentLength {
@@ -1536,7 +1576,7 @@ func TestCloseCancelsRequests(t *testing.T) {
 	t.Parallel()
 	entered := make(chan struct{})
 	causes := make(chan error, 1)
-	ts := startServer(t, func(w http.ResponseWriter, r *http.Request) {
+	ts := startServer(t, func(w *Response, r *Request) {
 		close(entered)
 		select {
 		case <-r.Context().Done():
@@ -1547,10 +1587,10 @@ func TestCloseCancelsRequests(t *testing.T) {
 	})
 	c := dial(t, ts.addr)
 	c.write(get("/"))
-	<-entered
+	waitFor(t, entered, "the handler")
 	start := time.Now()
 	ts.Close()
-	if err := <-causes; !errors.Is(err, ErrServerClosed) {
+	if err := waitFor(t, causes, "the handler's release"); !errors.Is(err, ErrServerClosed) {
 		t.Errorf("request context: got %v, want ErrServerClosed", err)
 	}
 	if d := time.Since(start); d > time.Second {
