@@ -74,7 +74,7 @@ type Head struct {
 // ErrTooLarge, and read errors come back as they are (io.EOF before the
 // first byte included). Read never returns a byte of the head in an error.
 func (h *Head) Read(br *bufio.Reader, limit int, start bool) error {
-	h.raw, h.ends, h.Fields = h.raw[:0], h.ends[:0], nil
+	h.Start, h.Fields, h.raw, h.ends = "", nil, h.raw[:0], h.ends[:0]
 	read, empty := 0, 0
 	for {
 		line, err := readLine(br, limit-read)
