@@ -461,6 +461,11 @@ func TestProxyHangs(t *testing.T) {
 			})
 			c := up.clientVia(t, &url.URL{Scheme: tc.scheme, Host: psrv.ln.Addr().String()}, ca, func(cfg *Config) {
 				cfg.DialTimeout, cfg.TLSHandshakeTimeout = timeout, timeout
+				if tc.tls {
+					// The handshake must succeed, also on a loaded
+					// machine with -race: only the CONNECT may hang.
+					cfg.TLSHandshakeTimeout = wait
+				}
 				if tc.cancel {
 					cfg.DialTimeout, cfg.TLSHandshakeTimeout = wait, wait
 				}
