@@ -3,6 +3,7 @@ package httpsyntax
 import (
 	"bufio"
 	"errors"
+	"io"
 	"strings"
 )
 
@@ -71,8 +72,8 @@ type Head struct {
 // nothing before it, and a value free of controls other than HTAB; an
 // obs-fold line continues the value before it, joined by one space
 // (RFC 9112, 5.2). A syntax error is ErrMalformed, a head over limit is
-// ErrTooLarge, and read errors come back as they are (io.EOF before the
-// first byte included). Read never returns a byte of the head in an error.
+// ErrTooLarge, an end of input within the head is io.ErrUnexpectedEOF, and
+// other read errors come back as they are (io.EOF before the first byte). Read never returns a byte of the head in an error.
 func (h *Head) Read(br *bufio.Reader, limit int, start bool) error {
 	h.Start, h.Fields, h.raw, h.ends = "", nil, h.raw[:0], h.ends[:0]
 	read, empty := 0, 0
@@ -82,6 +83,9 @@ func (h *Head) Read(br *bufio.Reader, limit int, start bool) error {
 		if err != nil {
 			if err == bufio.ErrBufferFull || read > limit {
 				return ErrTooLarge
+			}
+			if err == io.EOF && read > 0 {
+				return io.ErrUnexpectedEOF
 			}
 			return err
 		}

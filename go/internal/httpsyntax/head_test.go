@@ -99,9 +99,9 @@ var headTests = []headTest{
 
 	// Read errors come back as they are.
 	{name: "nothing", in: "", limit: 1 << 10, start: true, err: io.EOF},
-	{name: "end within the start line", in: "GET / HT", limit: 1 << 10, start: true, err: io.EOF},
-	{name: "end before the empty line", in: "S\r\nX-A: b\r\n", limit: 1 << 10, start: true, err: io.EOF},
-	{name: "end of a trailer before the empty line", in: "X-T: 1\r\n", limit: 1 << 10, start: false, err: io.EOF},
+	{name: "end within the start line", in: "GET / HT", limit: 1 << 10, start: true, err: io.ErrUnexpectedEOF},
+	{name: "end before the empty line", in: "S\r\nX-A: b\r\n", limit: 1 << 10, start: true, err: io.ErrUnexpectedEOF},
+	{name: "end of a trailer before the empty line", in: "X-T: 1\r\n", limit: 1 << 10, start: false, err: io.ErrUnexpectedEOF},
 }
 
 func TestHeadRead(t *testing.T) {
@@ -194,8 +194,8 @@ func FuzzHeadRead(f *testing.F) {
 		var h Head
 		err := h.Read(br, int(limit), start)
 		if err != nil {
-			if err != ErrMalformed && err != ErrTooLarge && err != io.EOF {
-				t.Fatalf("got error %v, want ErrMalformed, ErrTooLarge or EOF", err)
+			if err != ErrMalformed && err != ErrTooLarge && err != io.EOF && err != io.ErrUnexpectedEOF {
+				t.Fatalf("got error %v, want ErrMalformed, ErrTooLarge, EOF or ErrUnexpectedEOF", err)
 			}
 			return
 		}

@@ -58,15 +58,22 @@ func (pc *conn) writeHead(head [][]byte) error {
 	return err
 }
 
+// recentlyIdle is how long after its last response a pooled connection is
+// taken as alive without asking the kernel, for a request that Do can retry
+// on a fresh connection (its body can be replayed). Servers close idle
+// connections after seconds (5 s for Node.js, 75 s for nginx), so the retry
+// is rare, and busy traffic saves a system call per request (issue 5).
+const recentlyIdle = time.Second
+
 // getConn returns a live pooled connection (reused) or dials a new one;
-// fresh skips the pool.
-func (c *Client) getConn(ctx context.Context, fresh bool) (pc *conn, reused bool, err error) {
+// fresh skips the pool; replayable says that the request can be retried.
+func (c *Client) getConn(ctx context.Context, fresh, replayable bool) (pc *conn, reused bool, err error) {
 	for !fresh {
-		pc = c.popIdle()
+		pc, recent := c.popIdle()
 		if pc == nil {
 			break
 		}
-		if pc.br.Buffered() == 0 && pc.alive() {
+		if pc.br.Buffered() == 0 && (recent && replayable || pc.alive()) {
 			return pc, true, nil
 		}
 		pc.close()
@@ -75,18 +82,20 @@ func (c *Client) getConn(ctx context.Context, fresh bool) (pc *conn, reused bool
 	return pc, false, err
 }
 
-func (c *Client) popIdle() *conn {
+// popIdle takes the most recently used pooled connection, and reports
+// whether it has been idle for less than recentlyIdle.
+func (c *Client) popIdle() (pc *conn, recent bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for n := len(c.idle); n > 0; n = len(c.idle) {
 		pc := c.idle[n-1]
 		c.removeIdleLocked(n - 1)
-		if time.Since(pc.idleSince) < c.idleTime {
-			return pc
+		if idle := time.Since(pc.idleSince); idle < c.idleTime {
+			return pc, idle < recentlyIdle
 		}
 		pc.close()
 	}
-	return nil
+	return nil, false
 }
 
 func (c *Client) removeIdleLocked(i int) {

@@ -52,8 +52,8 @@ func parseResponse(br *bufio.Reader, h *httpsyntax.Head) (resp *Response, closeA
 		return nil, false, fmt.Errorf("%w: bad status line", errMalformedResponse)
 	}
 	resp = &Response{StatusCode: status, Fields: h.Fields, ContentLength: -1}
-	closeAfter = proto == "HTTP/1.0" && !hasToken(h.Fields, "Connection", "keep-alive")
-	closeAfter = closeAfter || hasToken(h.Fields, "Connection", "close")
+	closeAfter = proto == "HTTP/1.0" && !httpsyntax.HasToken(h.Fields, "Connection", "keep-alive")
+	closeAfter = closeAfter || httpsyntax.HasToken(h.Fields, "Connection", "close")
 	if status < 200 {
 		// Informational: no body (RFC 9110, 15.2). A 101 is the caller's
 		// to see, so its Body must be readable.
@@ -72,7 +72,7 @@ func parseResponse(br *bufio.Reader, h *httpsyntax.Head) (resp *Response, closeA
 		if nTE != 1 || !strings.EqualFold(te, "chunked") {
 			return nil, false, fmt.Errorf("%w: unsupported Transfer-Encoding", errMalformedResponse)
 		}
-		closeAfter = closeAfter || nCL > 0
+		closeAfter = closeAfter || nCL > 0 || proto == "HTTP/1.0" // RFC 9112, 6.1: faulty framing
 		resp.Body = &chunkedBody{r: httputil.NewChunkedReader(br), br: br, head: h}
 	case nCL > 0:
 		n, ok := parseLength(h.Fields, cl)
@@ -103,21 +103,6 @@ func parseLength(fields []httpsyntax.Field, first string) (int64, bool) {
 	}
 	n, err := strconv.ParseInt(first, 10, 64)
 	return n, err == nil
-}
-
-// hasToken reports whether a field named name holds token in its list.
-func hasToken(fields []httpsyntax.Field, name, token string) bool {
-	for _, f := range fields {
-		if !strings.EqualFold(f.Name, name) {
-			continue
-		}
-		for part := range strings.SplitSeq(f.Value, ",") {
-			if strings.EqualFold(strings.TrimSpace(part), token) {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // fixedBody is a body of known length; ending early is an error.

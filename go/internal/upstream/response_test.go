@@ -240,6 +240,15 @@ func TestParseResponse(t *testing.T) {
 			wantConns:  1,
 		},
 		{
+			name:       "HTTP/1.0 keep-alive with chunked framing not reused",
+			answer:     "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+			wantStatus: 200,
+			wantFields: fields("Connection", "keep-alive", "Transfer-Encoding", "chunked"),
+			wantLength: -1,
+			wantBody:   "ok",
+			wantConns:  2,
+		},
+		{
 			name: "1xx skipped then final",
 			answer: "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </x>\r\n" + secretField + "\r\n" +
 				"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",

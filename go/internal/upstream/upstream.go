@@ -230,7 +230,7 @@ func (c *Client) Do(ctx context.Context, fields []httpsyntax.Field, body io.Read
 	}
 	head := [][]byte{h.buf[:split], c.auth, h.buf[split:]}
 	for fresh := false; ; fresh = true {
-		pc, reused, err := c.getConn(ctx, fresh)
+		pc, reused, err := c.getConn(ctx, fresh, contentLength == 0)
 		if err != nil {
 			return nil, err
 		}
