@@ -42,6 +42,7 @@ type config struct {
 	sse          sseParams // latency streams, sseStreams per round and target
 	sseStreams   int
 	jsonRequests int // sequential small POSTs per round and target
+	jsonSlices   int // each round's POSTs go in this many slices, targets alternating
 	conns        int
 	duration     time.Duration // throughput window per round and target
 	streams      int
@@ -66,6 +67,7 @@ func fullConfig() config {
 		sse:          sseParams{events: 10, size: 200, interval: 20 * time.Millisecond},
 		sseStreams:   10,
 		jsonRequests: 1000,
+		jsonSlices:   10,
 		conns:        64,
 		duration:     2 * time.Second,
 		streams:      1000,
@@ -83,6 +85,7 @@ func smokeConfig() config {
 		sse:          sseParams{events: 3, size: 200, interval: 5 * time.Millisecond},
 		sseStreams:   2,
 		jsonRequests: 20,
+		jsonSlices:   2,
 		conns:        64,
 		duration:     300 * time.Millisecond,
 		streams:      20,
@@ -324,26 +327,36 @@ func (b *bench) startNginx(ctx context.Context, t *target, bin string) error {
 // the startup runs, rotating the order of targets each time.
 func (b *bench) measure(ctx context.Context) {
 	cfg := b.cfg
+	// A phase runs once per round and target, or in slices with the targets
+	// alternating, so that a slow drift of the machine's load falls on
+	// every target alike; end, if set, closes the round for a target.
 	phases := []struct {
-		name string
-		run  func(t *target)
+		name   string
+		slices int
+		run    func(t *target)
+		end    func(t *target)
 	}{
-		{"sse", func(t *target) { measureSSE(ctx, t, cfg.sse, cfg.sseStreams) }},
-		{"json", func(t *target) {
-			lat := measureJSON(ctx, t, cfg.jsonRequests)
-			t.result.jsonLatency = append(t.result.jsonLatency, lat...)
-			if len(lat) > 0 {
-				t.result.Rounds[mJSONP50] = append(t.result.Rounds[mJSONP50], ms(percentile(lat, 0.5)))
-			}
-		}},
-		{"throughput", func(t *target) {
+		{name: "sse", run: func(t *target) { measureSSE(ctx, t, cfg.sse, cfg.sseStreams) }},
+		{name: "json", slices: cfg.jsonSlices,
+			run: func(t *target) {
+				lat := measureJSON(ctx, t, cfg.jsonRequests/cfg.jsonSlices)
+				t.result.jsonLatency = append(t.result.jsonLatency, lat...)
+				t.roundJSON = append(t.roundJSON, lat...)
+			},
+			end: func(t *target) {
+				if len(t.roundJSON) > 0 {
+					t.result.Rounds[mJSONP50] = append(t.result.Rounds[mJSONP50], ms(percentile(t.roundJSON, 0.5)))
+				}
+				t.roundJSON = nil
+			}},
+		{name: "throughput", run: func(t *target) {
 			rps, cpu := measureThroughput(ctx, t, cfg.conns, cfg.duration)
 			t.result.Rounds[mThroughput] = append(t.result.Rounds[mThroughput], rps)
 			if cpu > 0 {
 				t.result.Rounds[mCPUPerRequest] = append(t.result.Rounds[mCPUPerRequest], float64(cpu)/float64(time.Microsecond))
 			}
 		}},
-		{"body", func(t *target) {
+		{name: "body", run: func(t *target) {
 			d, growth, err := measureBody(ctx, t, cfg.bodyBytes)
 			if err != nil {
 				t.result.fail("body", err)
@@ -358,11 +371,18 @@ func (b *bench) measure(ctx context.Context) {
 	for r := range cfg.rounds {
 		fmt.Fprintf(os.Stderr, "bench: round %d/%d\n", r+1, cfg.rounds)
 		for _, ph := range phases {
-			for _, t := range b.order(r) {
-				if ctx.Err() != nil {
-					return
+			for s := range max(ph.slices, 1) {
+				for _, t := range b.order(r + s) {
+					if ctx.Err() != nil {
+						return
+					}
+					ph.run(t)
 				}
-				ph.run(t)
+			}
+			for _, t := range b.active {
+				if ph.end != nil {
+					ph.end(t)
+				}
 			}
 		}
 	}

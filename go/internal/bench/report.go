@@ -269,7 +269,7 @@ func (b *bench) writeJSON(noise string, checks []check) error {
 		"config": map[string]any{
 			"rounds": c.rounds, "sse_events": c.sse.events, "sse_event_bytes": c.sse.size,
 			"sse_interval_ms": ms(c.sse.interval), "sse_streams_per_round": c.sseStreams,
-			"json_requests_per_round": c.jsonRequests, "throughput_conns": c.conns,
+			"json_requests_per_round": c.jsonRequests, "json_slices_per_round": c.jsonSlices, "throughput_conns": c.conns,
 			"throughput_seconds": c.duration.Seconds(), "streams": c.streams,
 			"stream_events": c.slow.events, "stream_interval_ms": ms(c.slow.interval),
 			"body_bytes": c.bodyBytes, "startups": c.startups,

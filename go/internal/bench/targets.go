@@ -24,6 +24,8 @@ type target struct {
 	argv   []string // command template; nil for direct and nginx
 	proc   *proc    // nil for direct
 	result *result
+	// roundJSON collects a round's JSON latencies across its slices.
+	roundJSON []time.Duration
 }
 
 // Placeholders of a command template (--target).
