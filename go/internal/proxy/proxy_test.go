@@ -287,6 +287,23 @@ func TestUpstreamDown(t *testing.T) {
 	}
 }
 
+func TestUpstreamSwitchesProtocols(t *testing.T) {
+	h := newHarness(t, Config{}, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Connection", "Upgrade")
+		w.Header().Set("Upgrade", "websocket")
+		w.WriteHeader(http.StatusSwitchingProtocols)
+	})
+	resp, err := http.Post(h.url(), "application/json", strings.NewReader("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(string(body), `"error"`) {
+		t.Errorf("got %d %q, want 502 with a JSON error", resp.StatusCode, body)
+	}
+}
+
 // baseline records goroutines and (on Linux) open descriptors, and later
 // waits for both to come back to it after the proxy's connections are gone.
 type baseline struct{ goroutines, fds int }
