@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -405,4 +406,46 @@ func exchangeOnce(t *testing.T, c *Client, i int, wantErr error, wantMsg string,
 	if strings.Contains(err.Error(), respSecret) || strings.Contains(err.Error(), "garbage") {
 		t.Errorf("request %d: Do: error %q quotes the response", i, err)
 	}
+}
+
+// FuzzParseResponse feeds arbitrary upstream bytes to the response reader:
+// it never panics, a response it accepts has a status of three digits and
+// fields that are valid on the wire, its body reads to an end, and no error
+// carries the secret-looking field value the seeds put in the head.
+func FuzzParseResponse(f *testing.F) {
+	for _, seed := range []string{
+		"HTTP/1.1 200 OK\r\nX-Secret: " + respSecret + "\r\nContent-Length: 2\r\n\r\nok",
+		"HTTP/1.1 200 OK\r\nX-Secret: " + respSecret + "\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nX-T: " + respSecret + "\r\n\r\n",
+		"HTTP/1.0 204 No Content\r\nX-Secret: " + respSecret + "\r\n\r\n",
+		"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n\r\nbody until close",
+		"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\nX-Secret: " + respSecret + "\r\n\r\nok",
+		"HTTP/1.1 200 OK\r\n X-Secret: " + respSecret + "\r\n\r\n",
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		var h httpsyntax.Head
+		resp, _, err := parseResponse(bufio.NewReader(bytes.NewReader(in)), &h)
+		if err != nil {
+			if strings.Contains(err.Error(), respSecret) {
+				t.Fatalf("error %q holds a response byte", err)
+			}
+			return
+		}
+		if resp.StatusCode < 100 || resp.StatusCode > 999 {
+			t.Fatalf("status %d accepted", resp.StatusCode)
+		}
+		for _, fl := range resp.Fields {
+			if !httpsyntax.IsToken(fl.Name) || !httpsyntax.ValidFieldValue(fl.Value) {
+				t.Fatalf("field %q: %q accepted", fl.Name, fl.Value)
+			}
+		}
+		n, err := io.Copy(io.Discard, resp.Body)
+		if err != nil && strings.Contains(err.Error(), respSecret) {
+			t.Fatalf("body error %q holds a response byte", err)
+		}
+		if err == nil && resp.ContentLength >= 0 && n != resp.ContentLength {
+			t.Fatalf("body of %d bytes read cleanly, want Content-Length %d", n, resp.ContentLength)
+		}
+	})
 }
