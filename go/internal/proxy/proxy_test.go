@@ -276,6 +276,12 @@ func TestFieldsThroughProxy(t *testing.T) {
 func TestUpstreamDown(t *testing.T) {
 	h := newHarness(t, Config{}, sse(1))
 	h.upstream.Close()
+	wantBadGateway(t, h)
+}
+
+// wantBadGateway posts a request and checks it gets a 502 with a JSON error.
+func wantBadGateway(t *testing.T, h *harness) {
+	t.Helper()
 	resp, err := http.Post(h.url(), "application/json", strings.NewReader("{}"))
 	if err != nil {
 		t.Fatal(err)
@@ -293,15 +299,7 @@ func TestUpstreamSwitchesProtocols(t *testing.T) {
 		w.Header().Set("Upgrade", "websocket")
 		w.WriteHeader(http.StatusSwitchingProtocols)
 	})
-	resp, err := http.Post(h.url(), "application/json", strings.NewReader("{}"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(string(body), `"error"`) {
-		t.Errorf("got %d %q, want 502 with a JSON error", resp.StatusCode, body)
-	}
+	wantBadGateway(t, h)
 }
 
 // baseline records goroutines and (on Linux) open descriptors, and later
