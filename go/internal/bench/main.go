@@ -45,6 +45,7 @@ type config struct {
 	jsonSlices   int // each round's POSTs go in this many slices, targets alternating
 	conns        int
 	duration     time.Duration // throughput window per round and target
+	thrSlices    int           // the window goes in this many slices, targets alternating
 	streams      int
 	slow         sseParams // each of the concurrent streams
 	bodyBytes    int64
@@ -70,6 +71,7 @@ func fullConfig() config {
 		jsonSlices:   10,
 		conns:        64,
 		duration:     2 * time.Second,
+		thrSlices:    4,
 		streams:      1000,
 		slow:         sseParams{events: 20, size: 200, interval: 100 * time.Millisecond},
 		bodyBytes:    64 << 20,
@@ -88,6 +90,7 @@ func smokeConfig() config {
 		jsonSlices:   2,
 		conns:        64,
 		duration:     300 * time.Millisecond,
+		thrSlices:    1,
 		streams:      20,
 		slow:         sseParams{events: 3, size: 200, interval: 20 * time.Millisecond},
 		bodyBytes:    1 << 20,
@@ -349,8 +352,8 @@ func (b *bench) measure(ctx context.Context) {
 				}
 				t.roundJSON = nil
 			}},
-		{name: "throughput", run: func(t *target) {
-			rps, cpu := measureThroughput(ctx, t, cfg.conns, cfg.duration)
+		{name: "throughput", slices: cfg.thrSlices, run: func(t *target) {
+			rps, cpu := measureThroughput(ctx, t, cfg.conns, cfg.duration/time.Duration(cfg.thrSlices))
 			t.result.Rounds[mThroughput] = append(t.result.Rounds[mThroughput], rps)
 			if cpu > 0 {
 				t.result.Rounds[mCPUPerRequest] = append(t.result.Rounds[mCPUPerRequest], float64(cpu)/float64(time.Microsecond))

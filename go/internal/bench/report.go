@@ -248,8 +248,8 @@ func lookup(r *result, k string) (float64, bool) {
 func (b *bench) noise() string {
 	s := fmt.Sprintf("noise: %d CPUs (GOMAXPROCS %d), loadavg %s at start, %s at end", runtime.NumCPU(), runtime.GOMAXPROCS(0), b.load[0], b.load[1])
 	if d := b.result("direct"); d != nil && b.cfg.rounds > 1 {
-		s += fmt.Sprintf(", spread (max-min)/median over %d rounds: direct JSON p50 %.0f%%, direct throughput %.0f%%",
-			b.cfg.rounds, 100*spread(d.Rounds[mJSONP50]), 100*spread(d.Rounds[mThroughput]))
+		s += fmt.Sprintf(", spread (max-min)/median over %d rounds: direct JSON p50 %.0f%%, over %d throughput slices: direct %.0f%%",
+			b.cfg.rounds, 100*spread(d.Rounds[mJSONP50]), len(d.Rounds[mThroughput]), 100*spread(d.Rounds[mThroughput]))
 		if p := b.result("proxy"); p != nil {
 			s += fmt.Sprintf(", proxy throughput %.0f%%", 100*spread(p.Rounds[mThroughput]))
 		}
@@ -269,7 +269,7 @@ func (b *bench) writeJSON(noise string, checks []check) error {
 		"config": map[string]any{
 			"rounds": c.rounds, "sse_events": c.sse.events, "sse_event_bytes": c.sse.size,
 			"sse_interval_ms": ms(c.sse.interval), "sse_streams_per_round": c.sseStreams,
-			"json_requests_per_round": c.jsonRequests, "json_slices_per_round": c.jsonSlices, "throughput_conns": c.conns,
+			"json_requests_per_round": c.jsonRequests, "json_slices_per_round": c.jsonSlices, "throughput_slices_per_round": c.thrSlices, "throughput_conns": c.conns,
 			"throughput_seconds": c.duration.Seconds(), "streams": c.streams,
 			"stream_events": c.slow.events, "stream_interval_ms": ms(c.slow.interval),
 			"body_bytes": c.bodyBytes, "startups": c.startups,
