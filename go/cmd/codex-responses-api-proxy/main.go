@@ -160,7 +160,7 @@ func run(args []string) int {
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       90 * time.Second,
 		MaxHeaderBytes:    64 << 10,
-		ConnContext:       handler.ConnContext,
+		Admit:             handler.Admit,
 		Logf:              stderr.batchf,
 	}
 

@@ -8,7 +8,6 @@
 package proxy
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -33,7 +32,7 @@ type Config struct {
 	// Dumper, when set, records every forwarded exchange.
 	Dumper *dump.Dumper
 	// AllowPeer, when set, vets the local process behind each connection
-	// (see peercred); refused connections get 403 before their body is read.
+	// (see peercred and Admit).
 	AllowPeer func(net.Conn) (bool, error)
 	// MaxBodyBytes caps a request body; beyond it the answer is 413.
 	MaxBodyBytes int64
@@ -71,24 +70,17 @@ func New(cfg Config) *Handler {
 	return &Handler{cfg: cfg}
 }
 
-type peerKey struct{}
-
-// ConnContext is meant for server.Server.ConnContext: it vets the peer of each
-// new connection once, before any request on it is read.
-func (h *Handler) ConnContext(ctx context.Context, c net.Conn) context.Context {
+// Admit is meant for server.Server.Admit: it vets the local process behind
+// each new connection with AllowPeer, before anything is read from it.
+func (h *Handler) Admit(c net.Conn) bool {
 	if h.cfg.AllowPeer == nil {
-		return ctx
+		return true
 	}
 	ok, err := h.cfg.AllowPeer(c)
 	if err != nil {
 		h.cfg.Logf("identifying peer %s: %v", c.RemoteAddr(), err)
 	}
-	return context.WithValue(ctx, peerKey{}, ok)
-}
-
-func (h *Handler) peerAllowed(ctx context.Context) bool {
-	ok, vetted := ctx.Value(peerKey{}).(bool)
-	return !vetted || ok
+	return ok
 }
 
 // Serve answers one request and logs one access line for it.
@@ -97,11 +89,7 @@ func (h *Handler) Serve(w *server.Response, r *server.Request) {
 	rec := &record{status: http.StatusForbidden}
 	defer func() { h.logAccess(r, rec, start) }()
 
-	rt := routeDenied
-	if h.peerAllowed(r.Context()) {
-		rt = h.cfg.Gate.route(r)
-	}
-	switch rt {
+	switch h.cfg.Gate.route(r) {
 	case routeShutdown:
 		rec.status = http.StatusOK
 		w.SetClose()

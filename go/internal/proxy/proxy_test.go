@@ -80,7 +80,7 @@ func newHarness(t testing.TB, cfg Config, upstreamHandler http.HandlerFunc) *har
 	// The proxy's own server, as in production.
 	srv := &server.Server{
 		Handler:           handler,
-		ConnContext:       handler.ConnContext,
+		Admit:             handler.Admit,
 		ReadHeaderTimeout: 2 * time.Second,
 		IdleTimeout:       10 * time.Second,
 		MaxHeaderBytes:    64 << 10,

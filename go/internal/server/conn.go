@@ -61,10 +61,11 @@ func (c *conn) serve() {
 		}
 	}()
 	c.addr = c.rwc.RemoteAddr().String()
-	if c.s.ConnContext != nil {
-		c.ctx = c.s.ConnContext(c.ctx, c.rwc)
-	}
 	defer c.cancel(nil)
+	if c.s.Admit != nil && !c.s.Admit(c.rwc) {
+		c.reject(&requestError{http.StatusForbidden, "client not allowed"})
+		return
+	}
 
 	wait, first := c.s.ReadHeaderTimeout, true // the first request: from the accept
 	for {

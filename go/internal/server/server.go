@@ -62,9 +62,11 @@ type Server struct {
 	IdleTimeout time.Duration
 	// MaxHeaderBytes bounds a request head (request line and fields).
 	MaxHeaderBytes int
-	// ConnContext, if set, returns the context of the requests on a new
-	// connection; it is called once per connection, before its first read.
-	ConnContext func(context.Context, net.Conn) context.Context
+	// Admit, if set, vets each new connection before anything is read from
+	// it. A refused connection is answered "403 Forbidden" at once and
+	// closed: it holds its place (see netlimit) for a linger at most, not
+	// for as long as its client takes to send a request.
+	Admit func(net.Conn) bool
 	// Logf, if set, receives panics, accept errors and rejected requests.
 	Logf func(format string, args ...any)
 

@@ -984,23 +984,48 @@ func TestUnreadBody(t *testing.T) {
 	}
 }
 
-func TestConnContext(t *testing.T) {
+// TestAdmit: a refused connection is answered 403 at once, before its
+// client sends anything, and closed; an admitted one is served, and Admit
+// sees the connection the handler's RemoteAddr is about. Admit here
+// refuses every second connection, and the test makes one at a time.
+func TestAdmit(t *testing.T) {
 	t.Parallel()
-	type key struct{}
+	var n atomic.Int32
+	var admittedAddr atomic.Value
 	ts := startServer(t, func(w *Response, r *Request) {
-		fmt.Fprintf(w, "%v %s", r.Context().Value(key{}), r.RemoteAddr)
+		io.WriteString(w, r.RemoteAddr)
 	}, func(s *Server) {
-		s.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
-			return context.WithValue(ctx, key{}, c.RemoteAddr().String())
+		s.ReadHeaderTimeout = time.Minute // a refusal must not wait for it
+		s.Admit = func(c net.Conn) bool {
+			admit := n.Add(1)%2 == 1
+			if admit {
+				admittedAddr.Store(c.RemoteAddr().String())
+			}
+			return admit
 		}
 	})
-	c := dial(t, ts.addr)
-	local := c.conn.LocalAddr().String()
-	for range 2 {
-		c.write(get("/"))
-		if _, body := c.response("GET"); body != local+" "+local {
-			t.Errorf("got %q, want %q", body, local+" "+local)
+	for i := range 4 {
+		c := dial(t, ts.addr)
+		if i%2 == 0 {
+			local := c.conn.LocalAddr().String()
+			c.write(get("/"))
+			if _, body := c.response("GET"); body != local || admittedAddr.Load() != local {
+				t.Errorf("admitted: got %q (Admit saw %v), want %q", body, admittedAddr.Load(), local)
+			}
+			continue
 		}
+		start := time.Now()
+		resp, _ := c.response("GET") // nothing written: the answer comes unasked
+		if resp.StatusCode != http.StatusForbidden || !resp.Close {
+			t.Errorf("refused: got %d (close %v), want 403 and close", resp.StatusCode, resp.Close)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("refused: answered after %v, want at once", d)
+		}
+		c.closed()
+	}
+	if log := strings.Join(ts.log.all(), "\n"); !strings.Contains(log, "403 client not allowed") {
+		t.Errorf("log %q does not name the refusal", log)
 	}
 }
 
