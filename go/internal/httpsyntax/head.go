@@ -31,13 +31,19 @@ func Lookup(fields []Field, name string) (value string, n int) {
 // its comma-separated list, ignoring case.
 func HasToken(fields []Field, name, token string) bool {
 	for _, f := range fields {
-		if !strings.EqualFold(f.Name, name) {
-			continue
+		if strings.EqualFold(f.Name, name) && ListHasToken(f.Value, token) {
+			return true
 		}
-		for part := range strings.SplitSeq(f.Value, ",") {
-			if strings.EqualFold(strings.TrimSpace(part), token) {
-				return true
-			}
+	}
+	return false
+}
+
+// ListHasToken reports whether a comma-separated list holds token, ignoring
+// case.
+func ListHasToken(list, token string) bool {
+	for part := range strings.SplitSeq(list, ",") {
+		if strings.EqualFold(strings.TrimSpace(part), token) {
+			return true
 		}
 	}
 	return false

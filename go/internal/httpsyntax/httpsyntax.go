@@ -1,7 +1,9 @@
-// Package httpsyntax holds the few grammar rules of HTTP fields that both
-// the proxy's server (what clients send) and its upstream client (what it
-// writes to the upstream) check: tokens, field values and hosts.
+// Package httpsyntax holds what the proxy's server (what clients send) and
+// its upstream client (what it writes and reads) share of HTTP's syntax: the
+// rules for tokens, field values, hosts and lengths, and the head reader.
 package httpsyntax
+
+import "strconv"
 
 // IsToken reports whether s is a non-empty token (RFC 9110, 5.6.2): a field
 // name or a method.
@@ -20,6 +22,21 @@ func ValidFieldValue(v string) bool {
 		}
 	}
 	return true
+}
+
+// ParseLength accepts a Content-Length value of 1 to 18 ASCII digits
+// (RFC 9110, 8.6): no sign, no space, no list, and never an overflow.
+func ParseLength(v string) (int64, bool) {
+	if v == "" || len(v) > 18 {
+		return 0, false
+	}
+	for i := 0; i < len(v); i++ {
+		if v[i] < '0' || v[i] > '9' {
+			return 0, false
+		}
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	return n, err == nil
 }
 
 var (

@@ -36,3 +36,46 @@ func TestRules(t *testing.T) {
 		}
 	}
 }
+
+func TestParseLength(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int64
+		ok   bool
+	}{
+		{"0", 0, true},
+		{"005", 5, true},
+		{"999999999999999999", 999999999999999999, true},
+		{"1000000000000000000", 0, false}, // 19 digits
+		{"", 0, false},
+		{"+2", 0, false},
+		{"-1", 0, false},
+		{" 2", 0, false},
+		{"2, 2", 0, false},
+		{"0x2", 0, false},
+	}
+	for _, tt := range tests {
+		if got, ok := ParseLength(tt.in); got != tt.want || ok != tt.ok {
+			t.Errorf("ParseLength(%q): got %d, %v, want %d, %v", tt.in, got, ok, tt.want, tt.ok)
+		}
+	}
+}
+
+func TestListHasToken(t *testing.T) {
+	tests := []struct {
+		list, token string
+		want        bool
+	}{
+		{"close", "close", true},
+		{"keep-alive, Close", "close", true},
+		{" \tclose\t ", "close", true},
+		{"closed", "close", false},
+		{"", "close", false},
+		{"keep-alive,,x", "close", false},
+	}
+	for _, tt := range tests {
+		if got := ListHasToken(tt.list, tt.token); got != tt.want {
+			t.Errorf("ListHasToken(%q, %q): got %v, want %v", tt.list, tt.token, got, tt.want)
+		}
+	}
+}

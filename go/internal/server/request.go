@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync/atomic"
 
@@ -104,7 +103,7 @@ func (c *conn) readRequest() (*request, error) {
 		case strings.EqualFold(f.Name, "Expect"):
 			expect.add(f.Value)
 		case strings.EqualFold(f.Name, "Connection"):
-			req.closeAfter = req.closeAfter || hasToken(f.Value, "close")
+			req.closeAfter = req.closeAfter || httpsyntax.ListHasToken(f.Value, "close")
 		}
 		fields = append(fields, f)
 	}
@@ -161,8 +160,8 @@ func (c *conn) frameBody(te, cl counted, minor int, req *request) (*body, error)
 		b.chunks = httputil.NewChunkedReader(c.br)
 		req.closeAfter = true // a chunked request is never followed by another
 	case cl.n > 0:
-		n, ok := parseLength(cl.value, cl.n)
-		if !ok {
+		n, ok := httpsyntax.ParseLength(cl.value)
+		if cl.n != 1 || !ok {
 			return nil, badRequest("malformed Content-Length")
 		}
 		b.length, b.remain = n, n
@@ -171,21 +170,6 @@ func (c *conn) frameBody(te, cl counted, minor int, req *request) (*body, error)
 		b.eof.Store(true)
 	}
 	return b, nil
-}
-
-// parseLength accepts exactly one (n) Content-Length field of 1 to 18
-// digits.
-func parseLength(v string, n int) (int64, bool) {
-	if n != 1 || len(v) == 0 || len(v) > 18 {
-		return 0, false
-	}
-	for _, ch := range []byte(v) {
-		if ch < '0' || ch > '9' {
-			return 0, false
-		}
-	}
-	length, err := strconv.ParseInt(v, 10, 64)
-	return length, err == nil
 }
 
 // body is a request body read from the connection's buffered reader. Only
@@ -292,15 +276,4 @@ func validTarget(s string) bool {
 	}
 	_, err := url.ParseRequestURI(s)
 	return err == nil
-}
-
-// hasToken reports whether a comma-separated list holds token, ignoring
-// case.
-func hasToken(list, token string) bool {
-	for part := range strings.SplitSeq(list, ",") {
-		if strings.EqualFold(strings.TrimSpace(part), token) {
-			return true
-		}
-	}
-	return false
 }

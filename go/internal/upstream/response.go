@@ -98,11 +98,7 @@ func parseLength(fields []httpsyntax.Field, first string) (int64, bool) {
 			return 0, false
 		}
 	}
-	if first == "" || len(first) > 18 || strings.Trim(first, "0123456789") != "" {
-		return 0, false
-	}
-	n, err := strconv.ParseInt(first, 10, 64)
-	return n, err == nil
+	return httpsyntax.ParseLength(first)
 }
 
 // fixedBody is a body of known length; ending early is an error.
