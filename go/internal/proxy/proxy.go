@@ -181,13 +181,6 @@ func (h *Handler) forward(w *server.Response, r *server.Request, rec *record) {
 	}
 
 	resp, err := h.cfg.Upstream.Do(r.Context(), fields, src, contentLength)
-	if err == nil && resp.StatusCode < 200 {
-		// A 101: we never ask to switch protocols, and a client of ours
-		// cannot be handed a connection that speaks something else.
-		status := resp.StatusCode
-		resp.Body.Close()
-		err = fmt.Errorf("upstream switched protocols (status %d)", status)
-	}
 	if err != nil {
 		h.upstreamFailed(w, r, rec, body, err)
 		return

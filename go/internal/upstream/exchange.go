@@ -35,7 +35,7 @@ type exchange struct {
 	bodyErr  error // the caller's body failed; wrapped into what we return
 	writeErr error // writing to the connection failed
 
-	closeAfter bool // the response ends the connection (Connection: close, 101)
+	closeAfter bool // the response ends the connection (Connection: close, say)
 	released   bool // the connection was pooled or closed (caller's goroutine only)
 }
 
@@ -201,7 +201,7 @@ func (c *Client) roundTrip(ctx context.Context, pc *conn, head [][]byte, body io
 		timeout := errors.As(err, &ne) && ne.Timeout()
 		return nil, !peeked && untouched && !timeout && ctx.Err() == nil, err
 	}
-	x.closeAfter = closeAfter || resp.StatusCode == http.StatusSwitchingProtocols
+	x.closeAfter = closeAfter
 	resp.Body = &respBody{x: x, rc: resp.Body, left: resp.ContentLength}
 	return resp, false, nil
 }
@@ -224,10 +224,13 @@ func (x *exchange) readResponse() (resp *Response, closeAfter, peeked bool, err 
 		if err != nil {
 			return nil, false, true, x.failure("reading response header", timeoutError(err, x.c.hdrTimeout))
 		}
-		// 101 is final: we never ask to switch protocols, so it is the
-		// caller's to see (and the connection is not reused, see respBody).
-		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
+		if resp.StatusCode >= 200 {
 			break
+		}
+		if resp.StatusCode == http.StatusSwitchingProtocols {
+			// We never ask to switch protocols, and no caller can be
+			// handed a connection that speaks something else.
+			return nil, false, true, x.failure("reading response header", errors.New("upstream switched protocols (status 101)"))
 		}
 		if i == max1xx {
 			return nil, false, true, x.failure("reading response header", errors.New("too many 1xx responses"))

@@ -55,8 +55,8 @@ func parseResponse(br *bufio.Reader, h *httpsyntax.Head) (resp *Response, closeA
 	closeAfter = proto == "HTTP/1.0" && !httpsyntax.HasToken(h.Fields, "Connection", "keep-alive")
 	closeAfter = closeAfter || httpsyntax.HasToken(h.Fields, "Connection", "close")
 	if status < 200 {
-		// Informational: no body (RFC 9110, 15.2). A 101 is the caller's
-		// to see, so its Body must be readable.
+		// Informational: no body (RFC 9110, 15.2); the exchange skips it,
+		// or refuses a 101.
 		resp.ContentLength, resp.Body = 0, http.NoBody
 		return resp, closeAfter, nil
 	}

@@ -266,14 +266,12 @@ func TestParseResponse(t *testing.T) {
 			wantConns: 2,
 		},
 		{
-			// We never ask to switch protocols: the 101 is final, has no
-			// body, and ends the connection.
-			name:       "101 final without body",
-			answer:     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
-			wantStatus: 101,
-			wantFields: fields("Upgrade", "websocket", "Connection", "Upgrade"),
-			wantLength: 0,
-			wantConns:  2,
+			// We never ask to switch protocols: a 101 is an error, and the
+			// connection is not reused.
+			name:      "101 refused",
+			answer:    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+			wantMsg:   "upstream switched protocols",
+			wantConns: 2,
 		},
 		{
 			name:      "HTTP/2.0 status line",
