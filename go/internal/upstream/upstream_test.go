@@ -545,6 +545,40 @@ func TestStalePooledConn(t *testing.T) {
 	}
 }
 
+// TestRecentConnChecked: a pooled connection that answered less than
+// recentlyIdle ago is taken without the liveness check only for a request
+// that can be retried; for any other, a connection the upstream has closed
+// is found dead and a fresh one is dialled.
+func TestRecentConnChecked(t *testing.T) {
+	closed := make(chan struct{}, 2)
+	srv := newRawServer(t, func(c net.Conn) {
+		c.Close()
+		closed <- struct{}{}
+	})
+	c := newClient(t, srv.url("/v1/responses"), nil)
+	for _, replayable := range []bool{true, false} {
+		pc, err := c.dial(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		within(t, closed, wait, "the upstream to close")
+		for deadline := time.Now().Add(wait); pc.alive(); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("the closed connection still looks alive")
+			}
+		}
+		c.putIdle(pc)
+		got, reused, err := c.getConn(context.Background(), false, replayable)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got.close()
+		if reused != replayable {
+			t.Errorf("replayable %v: reused %v, want %v", replayable, reused, replayable)
+		}
+	}
+}
+
 // TestConcurrent shares one client between many goroutines: every request
 // succeeds and connections are reused rather than dialled per request.
 func TestConcurrent(t *testing.T) {
