@@ -228,9 +228,11 @@ func FuzzReadKey(f *testing.F) {
 				k.Destroy()
 				t.Fatalf("got a key, want an error")
 			}
-			// Exactly a sentinel's text: nothing of the input can leak.
-			if err != ErrEmpty && err != ErrTooLong && err != ErrInvalid {
-				t.Fatalf("got error %v, want a sentinel", err)
+			// Exactly a rule's text: nothing of the input can leak.
+			switch err.Error() {
+			case "API key is empty", "API key is longer than 1024 bytes", "API key must match ^[A-Za-z0-9_-]+$":
+			default:
+				t.Fatalf("got error %v, want a rule's text", err)
 			}
 			return
 		}
@@ -242,4 +244,48 @@ func FuzzReadKey(f *testing.F) {
 			t.Fatalf("got %q, want %q", got, want)
 		}
 	})
+}
+
+// TestReadFormat covers the workload identity formats (issue 10): their
+// lengths, alphabets, header lines and errors that name the credential.
+func TestReadFormat(t *testing.T) {
+	long := strings.Repeat("t", 16<<10)
+	tests := []struct {
+		name     string
+		format   Format
+		input    string
+		wantLine string // when wantErr is nil
+		wantErr  error
+		wantMsg  string
+	}{
+		{name: "request token with dots", format: RequestTokenFormat, input: "a.b_c-D9\n", wantLine: "Authorization: bearer a.b_c-D9\r\n"},
+		{name: "request token 16 KiB", format: RequestTokenFormat, input: long + "\r\n", wantLine: "Authorization: bearer " + long + "\r\n"},
+		{name: "request token too long", format: RequestTokenFormat, input: long + "t\n", wantErr: ErrTooLong, wantMsg: "OIDC request token is longer than 16384 bytes"},
+		{name: "request token empty", format: RequestTokenFormat, input: "\n", wantErr: ErrEmpty, wantMsg: "OIDC request token is empty"},
+		{name: "request token plus", format: RequestTokenFormat, input: "a+b\n", wantErr: ErrInvalid, wantMsg: "OIDC request token must match ^[A-Za-z0-9._-]+$"},
+		{name: "access token b64token", format: AccessTokenFormat, input: "ey.J~+/x==", wantLine: "Authorization: Bearer ey.J~+/x==\r\n"},
+		{name: "access token space", format: AccessTokenFormat, input: "ey J", wantErr: ErrInvalid, wantMsg: "access token must match ^[A-Za-z0-9._~+/=-]+$"},
+		{name: "key refuses dot", format: KeyFormat, input: "sk.x\n", wantErr: ErrInvalid, wantMsg: "API key must match ^[A-Za-z0-9_-]+$"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			k, err := ReadFormat(strings.NewReader(tt.input), tt.format)
+			if tt.wantErr != nil {
+				if k != nil {
+					k.Destroy()
+				}
+				if !errors.Is(err, tt.wantErr) || err.Error() != tt.wantMsg {
+					t.Fatalf("got error %v, want %q wrapping %v", err, tt.wantMsg, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("got error %v, want nil", err)
+			}
+			defer k.Destroy()
+			if got := string(k.HeaderLine()); got != tt.wantLine {
+				t.Errorf("got %q, want %q", got, tt.wantLine)
+			}
+		})
+	}
 }

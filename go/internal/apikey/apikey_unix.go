@@ -12,7 +12,7 @@ import (
 func mapAnon(size int) ([]byte, error) {
 	mem, err := unix.Mmap(-1, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANON)
 	if err != nil {
-		return nil, fmt.Errorf("mapping memory for API key: %w", err)
+		return nil, fmt.Errorf("mapping memory for a credential: %w", err)
 	}
 	return mem, nil
 }
@@ -23,7 +23,7 @@ func lock(mem []byte) error {
 	// be written to disk.
 	if err := unix.Mlock(mem); err != nil {
 		_ = unix.Munmap(mem)
-		return fmt.Errorf("locking API key memory: %w (raise RLIMIT_MEMLOCK, e.g. ulimit -l, to at least %d KiB)", err, (len(mem)+1023)/1024)
+		return fmt.Errorf("locking credential memory: %w (raise RLIMIT_MEMLOCK, e.g. ulimit -l, to at least %d KiB)", err, (len(mem)+1023)/1024)
 	}
 	return nil
 }
@@ -33,7 +33,7 @@ func sealReadOnly(mem []byte) error {
 	// PROT_READ: a stray write through HeaderLine faults instead of
 	// changing the key. Fatal: it never fails on a mapping we own.
 	if err := unix.Mprotect(mem, unix.PROT_READ); err != nil {
-		return fmt.Errorf("making API key memory read-only: %w", err)
+		return fmt.Errorf("making credential memory read-only: %w", err)
 	}
 	return nil
 }

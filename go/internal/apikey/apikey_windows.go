@@ -16,13 +16,13 @@ import (
 func allocLocked(size int) ([]byte, string, error) {
 	addr, err := windows.VirtualAlloc(0, uintptr(size), windows.MEM_COMMIT|windows.MEM_RESERVE, windows.PAGE_READWRITE)
 	if err != nil {
-		return nil, "", fmt.Errorf("allocating memory for API key: %w", err)
+		return nil, "", fmt.Errorf("allocating memory for a credential: %w", err)
 	}
 	// VirtualLock: the key never reaches the page file. Fatal: without it
 	// the key could be written to disk.
 	if err := windows.VirtualLock(addr, uintptr(size)); err != nil {
 		_ = windows.VirtualFree(addr, 0, windows.MEM_RELEASE)
-		return nil, "", fmt.Errorf("locking API key memory: %w", err)
+		return nil, "", fmt.Errorf("locking credential memory: %w", err)
 	}
 	// addr is memory VirtualAlloc owns, outside the Go heap; reading it
 	// through &addr keeps vet's uintptr-to-pointer check satisfied.
@@ -36,7 +36,7 @@ func sealReadOnly(mem []byte) error {
 	// changing the key. Fatal: it never fails on memory we own.
 	var old uint32
 	if err := windows.VirtualProtect(addrOf(mem), uintptr(len(mem)), windows.PAGE_READONLY, &old); err != nil {
-		return fmt.Errorf("making API key memory read-only: %w", err)
+		return fmt.Errorf("making credential memory read-only: %w", err)
 	}
 	return nil
 }
