@@ -51,7 +51,8 @@ func putHead(h *head) {
 // Auth line goes at split, between the caller's fields and the framing
 // field.
 func (h *head) build(c *Client, fields []httpsyntax.Field, contentLength int64) (split int, err error) {
-	b := append(h.buf[:0], "POST "...)
+	b := append(h.buf[:0], c.method...)
+	b = append(b, ' ')
 	b = append(b, c.target...)
 	b = append(b, " HTTP/1.1\r\nHost: "...)
 	b = append(b, c.host...)
@@ -69,11 +70,15 @@ func (h *head) build(c *Client, fields []httpsyntax.Field, contentLength int64) 
 		b = append(b, "\r\n"...)
 	}
 	split = len(b)
-	if contentLength >= 0 {
+	switch {
+	case contentLength == 0 && c.method == "GET":
+		// RFC 9110, 8.6: no Content-Length for a GET without content.
+		b = append(b, "\r\n"...)
+	case contentLength >= 0:
 		b = append(b, "Content-Length: "...)
 		b = strconv.AppendInt(b, contentLength, 10)
 		b = append(b, "\r\n\r\n"...)
-	} else {
+	default:
 		b = append(b, "Transfer-Encoding: chunked\r\n\r\n"...)
 	}
 	h.buf = b

@@ -1,5 +1,5 @@
-// Package upstream is a small HTTP/1.1 client that sends POST requests to one
-// fixed upstream URL and writes the API key to the connection without ever
+// Package upstream is a small HTTP/1.1 client that sends POST (or GET)
+// requests to one fixed upstream URL and writes the API key to the connection without ever
 // copying it (issue 4: exactly one copy of the key in the process).
 //
 // Why not net/http: http.Transport copies every header value into its
@@ -68,6 +68,8 @@ const max1xx = 5
 type Config struct {
 	URL                   *url.URL      // absolute http(s) URL; the request target is URL.RequestURI() verbatim
 	Auth                  []byte        // "Authorization: Bearer <key>\r\n", written as-is and never copied
+	NoAuth                bool          // Auth is empty: Do sends no auth line, DoAuth the caller's
+	Method                string        // "POST" (the default) or "GET"
 	DialTimeout           time.Duration // TCP connect, and the CONNECT exchange with a proxy
 	TLSHandshakeTimeout   time.Duration // TLS handshake with the upstream (and with an https proxy)
 	ResponseHeaderTimeout time.Duration // from the end of the request head to the final response header
@@ -84,6 +86,7 @@ type Config struct {
 // connections. It is safe for concurrent use.
 type Client struct {
 	auth       []byte
+	method     string
 	host       string      // Host header: URL host[:port] as given
 	addr       string      // dial address host:port
 	target     string      // request target
@@ -103,7 +106,9 @@ type Client struct {
 }
 
 // New validates cfg and returns a Client. It fails for anything but an
-// absolute http or https URL with a host, or an empty Auth line.
+// absolute http or https URL with a host, for an empty Auth line unless
+// NoAuth is set (and for a non-empty one if it is), or for a Method other
+// than POST or GET.
 func New(cfg Config) (*Client, error) {
 	u := cfg.URL
 	if u == nil {
@@ -122,8 +127,19 @@ func New(cfg Config) (*Client, error) {
 	if !httpsyntax.ValidFieldValue(u.Host) || strings.ContainsAny(u.Host, " \t") || !httpsyntax.ValidFieldValue(target) || strings.ContainsAny(target, " \t") {
 		return nil, errors.New("upstream URL contains control characters or spaces")
 	}
-	if len(cfg.Auth) == 0 {
+	if len(cfg.Auth) == 0 && !cfg.NoAuth {
 		return nil, errors.New("upstream auth line is empty")
+	}
+	if len(cfg.Auth) != 0 && cfg.NoAuth {
+		return nil, errors.New("upstream auth line given with NoAuth")
+	}
+	method := cfg.Method
+	switch method {
+	case "":
+		method = http.MethodPost
+	case http.MethodPost, http.MethodGet:
+	default:
+		return nil, fmt.Errorf("upstream method %q is not POST or GET", trim(method))
 	}
 	port := u.Port()
 	if port == "" {
@@ -131,6 +147,7 @@ func New(cfg Config) (*Client, error) {
 	}
 	c := &Client{
 		auth:       cfg.Auth,
+		method:     method,
 		host:       u.Host,
 		addr:       net.JoinHostPort(u.Hostname(), port),
 		target:     target,
@@ -187,7 +204,8 @@ func newTLSConfig(serverName string, roots *x509.CertPool) *tls.Config {
 	}
 }
 
-// Do sends a POST with fields, the Auth line and body to the upstream and
+// Do sends the request (a POST unless Config.Method says GET) with fields,
+// the Auth line and body to the upstream and
 // returns its final (non-1xx) response, redirects included, its body
 // decoded from chunked framing only.
 //
@@ -207,6 +225,14 @@ func newTLSConfig(serverName string, roots *x509.CertPool) *tls.Config {
 // The caller must close Response.Body, which also has a method Wait(): it
 // blocks until a Read would not (see respBody.Wait).
 func (c *Client) Do(ctx context.Context, fields []httpsyntax.Field, body io.Reader, contentLength int64) (*Response, error) {
+	return c.DoAuth(ctx, c.auth, fields, body, contentLength)
+}
+
+// DoAuth is Do with auth, one request's header line ("Authorization: Bearer
+// <token>\r\n"), instead of Config.Auth: it is written as-is, never copied,
+// and not used once DoAuth has returned, so the caller may release it then
+// (workload identity, issue 10, renews its tokens under running requests).
+func (c *Client) DoAuth(ctx context.Context, auth []byte, fields []httpsyntax.Field, body io.Reader, contentLength int64) (*Response, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("upstream request: %w", context.Cause(ctx))
 	}
@@ -228,7 +254,7 @@ func (c *Client) Do(ctx context.Context, fields []httpsyntax.Field, body io.Read
 		}
 		body, contentLength = http.NoBody, 0
 	}
-	head := [][]byte{h.buf[:split], c.auth, h.buf[split:]}
+	head := [][]byte{h.buf[:split], auth, h.buf[split:]}
 	for fresh := false; ; fresh = true {
 		pc, reused, err := c.getConn(ctx, fresh, contentLength == 0)
 		if err != nil {
