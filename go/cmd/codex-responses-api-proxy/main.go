@@ -18,6 +18,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -30,6 +31,7 @@ import (
 	"github.com/openai/codex-responses-api-proxy/go/internal/dump"
 	"github.com/openai/codex-responses-api-proxy/go/internal/harden"
 	"github.com/openai/codex-responses-api-proxy/go/internal/netlimit"
+	"github.com/openai/codex-responses-api-proxy/go/internal/oidc"
 	"github.com/openai/codex-responses-api-proxy/go/internal/peercred"
 	"github.com/openai/codex-responses-api-proxy/go/internal/proxy"
 	"github.com/openai/codex-responses-api-proxy/go/internal/server"
@@ -54,17 +56,25 @@ const (
 const shutdownGrace = 5 * time.Second
 
 type cli struct {
-	Port           uint16           `placeholder:"PORT" help:"Port to listen on, on 127.0.0.1 only. If not set, an ephemeral port is used."`
-	ServerInfo     string           `name:"server-info" placeholder:"FILE" help:"Once listening, write {\"port\":N,\"pid\":N} as one line to FILE."`
-	HTTPShutdown   bool             `name:"http-shutdown" help:"Enable GET /shutdown, which answers 200 and stops the proxy."`
-	UpstreamURL    string           `name:"upstream-url" placeholder:"URL" default:"https://api.openai.com/v1/responses" help:"Absolute http(s) URL that requests are forwarded to, used verbatim (path and query)."`
-	DumpDir        string           `name:"dump-dir" placeholder:"DIR" help:"Write each forwarded request and response to DIR as JSON (credentials redacted)."`
-	AllowOrigin    []string         `name:"allow-origin" placeholder:"ORIGIN" help:"Allow browser requests from this exact origin (scheme://host[:port]). Repeatable. Off by default."`
-	AllowUser      []string         `name:"allow-user" placeholder:"USER" help:"Serve only connections from processes of this user (name or uid). Repeatable. Linux only."`
-	AllowGroup     []string         `name:"allow-group" placeholder:"GROUP" help:"Serve only connections from processes of users in this group (name or gid). Repeatable. Linux only."`
-	MaxBodyBytes   int64            `name:"max-body-bytes" placeholder:"N" default:"268435456" help:"Largest request body accepted; larger ones get 413."`
-	MaxConnections int              `name:"max-connections" placeholder:"N" default:"2048" help:"Most client connections open at once; beyond it, 503."`
-	Version        kong.VersionFlag `help:"Print the version and exit."`
+	Port           uint16   `placeholder:"PORT" help:"Port to listen on, on 127.0.0.1 only. If not set, an ephemeral port is used."`
+	ServerInfo     string   `name:"server-info" placeholder:"FILE" help:"Once listening, write {\"port\":N,\"pid\":N} as one line to FILE."`
+	HTTPShutdown   bool     `name:"http-shutdown" help:"Enable GET /shutdown, which answers 200 and stops the proxy."`
+	UpstreamURL    string   `name:"upstream-url" placeholder:"URL" default:"https://api.openai.com/v1/responses" help:"Absolute http(s) URL that requests are forwarded to, used verbatim (path and query)."`
+	DumpDir        string   `name:"dump-dir" placeholder:"DIR" help:"Write each forwarded request and response to DIR as JSON (credentials redacted)."`
+	AllowOrigin    []string `name:"allow-origin" placeholder:"ORIGIN" help:"Allow browser requests from this exact origin (scheme://host[:port]). Repeatable. Off by default."`
+	AllowUser      []string `name:"allow-user" placeholder:"USER" help:"Serve only connections from processes of this user (name or uid). Repeatable. Linux only."`
+	AllowGroup     []string `name:"allow-group" placeholder:"GROUP" help:"Serve only connections from processes of users in this group (name or gid). Repeatable. Linux only."`
+	MaxBodyBytes   int64    `name:"max-body-bytes" placeholder:"N" default:"268435456" help:"Largest request body accepted; larger ones get 413."`
+	MaxConnections int      `name:"max-connections" placeholder:"N" default:"2048" help:"Most client connections open at once; beyond it, 503."`
+
+	GitHubOIDC           bool   `name:"github-oidc" help:"GitHub Actions workload identity: read ACTIONS_ID_TOKEN_REQUEST_TOKEN from standard input instead of an API key, and send short-lived OpenAI access tokens obtained for the job's OIDC token, renewed in the background."`
+	OIDCAudience         string `name:"oidc-audience" placeholder:"AUDIENCE" help:"With --github-oidc (required): the audience of the GitHub OIDC token."`
+	IdentityProviderID   string `name:"identity-provider-id" placeholder:"ID" help:"With --github-oidc (required): the OpenAI workload identity provider."`
+	ServiceAccountID     string `name:"service-account-id" placeholder:"ID" help:"With --github-oidc (required): the OpenAI service account."`
+	GitHubOIDCRequestURL string `name:"github-oidc-request-url" placeholder:"URL" help:"With --github-oidc (required): the job's ACTIONS_ID_TOKEN_REQUEST_URL (https://, or http:// on loopback)."`
+	TokenExchangeURL     string `name:"token-exchange-url" placeholder:"URL" default:"${tokenExchangeURL}" help:"With --github-oidc: the OAuth token exchange endpoint (https://, or http:// on loopback). Default: ${default}."`
+
+	Version kong.VersionFlag `help:"Print the version and exit."`
 }
 
 var stderr = newLineLog(os.Stderr)
@@ -87,7 +97,7 @@ func run(args []string) int {
 	parser, err := kong.New(&c,
 		kong.Name(progName),
 		kong.Description("Forward POST /v1/responses to the OpenAI Responses API with an API key read from standard input, which the caller never sees."),
-		kong.Vars{"version": versionString()},
+		kong.Vars{"version": versionString(), "tokenExchangeURL": defaultTokenExchangeURL},
 		kong.Exit(os.Exit),
 	)
 	if err != nil {
@@ -106,19 +116,41 @@ func run(args []string) int {
 	if err != nil {
 		return fatalf(exitUsage, "--allow-user/--allow-group: %v", err)
 	}
+	wi, err := workloadIdentity(&c, upstreamURL)
+	if err != nil {
+		return fatalf(exitUsage, "%v", err)
+	}
 
 	// Harden before the key exists in memory.
 	if err := harden.Apply(); err != nil {
 		return fatalf(exitRuntime, "hardening the process: %v", err)
 	}
-	key, err := apikey.Read(os.Stdin)
-	if err != nil {
-		logf("error: %v", err)
-		logf("hint: pipe the key on standard input, e.g. printenv OPENAI_API_KEY | env -u OPENAI_API_KEY %s", progName)
-		return exitRuntime
+	var key *apikey.Key
+	var client *upstream.Client
+	var tokens *oidc.Source
+	if wi == nil {
+		if key, err = apikey.Read(os.Stdin); err != nil {
+			logf("error: %v", err)
+			logf("hint: pipe the key on standard input, e.g. printenv OPENAI_API_KEY | env -u OPENAI_API_KEY %s", progName)
+			return exitRuntime
+		}
+		client, err = upstream.New(upstream.Config{URL: upstreamURL, Auth: key.HeaderLine()})
+	} else {
+		// Issue 10: every startup failure is one line naming its step,
+		// before anything listens or server-info exists.
+		if key, err = apikey.ReadFormat(os.Stdin, apikey.RequestTokenFormat); err != nil {
+			return fatalf(exitRuntime, "%v (pipe ACTIONS_ID_TOKEN_REQUEST_TOKEN on standard input)", err)
+		}
+		wi.RequestToken = key.HeaderLine()
+		wi.Logf = stderr.batchf
+		if tokens, err = oidc.New(*wi); err != nil {
+			return fatalf(exitRuntime, "configuring workload identity: %v", err)
+		}
+		if err := tokens.Start(context.Background()); err != nil {
+			return fatalf(exitRuntime, "%v", err)
+		}
+		client, err = upstream.New(upstream.Config{URL: upstreamURL, NoAuth: true})
 	}
-
-	client, err := upstream.New(upstream.Config{URL: upstreamURL, Auth: key.HeaderLine()})
 	if err != nil {
 		return fatalf(exitRuntime, "configuring upstream: %v", err)
 	}
@@ -143,6 +175,7 @@ func run(args []string) int {
 	cfg := proxy.Config{
 		Gate:         proxy.Gate{Shutdown: c.HTTPShutdown, Origins: c.AllowOrigin},
 		Upstream:     client,
+		Tokens:       tokens,
 		UpstreamURL:  upstreamURL.String(),
 		Dumper:       dumper,
 		MaxBodyBytes: c.MaxBodyBytes,
@@ -170,8 +203,12 @@ func run(args []string) int {
 			return fatalf(exitRuntime, "writing server info: %v", err)
 		}
 	}
-	logf("listening on 127.0.0.1:%d, forwarding POST /v1/responses to %s (key in %s memory)",
-		port, upstreamURL.Redacted(), key.Backing())
+	held := "key in " + key.Backing() + " memory"
+	if tokens != nil {
+		held = "workload identity, request token in " + key.Backing() + " memory"
+	}
+	logf("listening on 127.0.0.1:%d, forwarding POST /v1/responses to %s (%s)",
+		port, upstreamURL.Redacted(), held)
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(netlimit.Limit(ln, c.MaxConnections)) }()
@@ -195,8 +232,65 @@ func run(args []string) int {
 		return exitOK
 	}
 	client.CloseIdleConnections()
+	if tokens != nil {
+		tokens.Close()
+	}
 	key.Destroy()
 	return exitOK
+}
+
+// defaultTokenExchangeURL is OpenAI's token endpoint.
+const defaultTokenExchangeURL = "https://auth.openai.com/oauth/token"
+
+// workloadIdentity checks the --github-oidc flags (issue 10) and returns the
+// configuration they describe, or nil without --github-oidc. Its errors are
+// usage errors, found before anything is read from standard input.
+func workloadIdentity(c *cli, upstreamURL *url.URL) (*oidc.Config, error) {
+	flags := []struct {
+		name  string
+		value string
+	}{
+		{"--oidc-audience", c.OIDCAudience},
+		{"--identity-provider-id", c.IdentityProviderID},
+		{"--service-account-id", c.ServiceAccountID},
+		{"--github-oidc-request-url", c.GitHubOIDCRequestURL},
+	}
+	var named []string
+	for _, f := range flags {
+		if c.GitHubOIDC == (f.value == "") {
+			named = append(named, f.name)
+		}
+	}
+	if !c.GitHubOIDC {
+		if c.TokenExchangeURL != defaultTokenExchangeURL {
+			named = append(named, "--token-exchange-url")
+		}
+		if len(named) > 0 {
+			return nil, fmt.Errorf("%s only apply with --github-oidc", strings.Join(named, ", "))
+		}
+		return nil, nil
+	}
+	if len(named) > 0 {
+		return nil, fmt.Errorf("--github-oidc requires %s", strings.Join(named, ", "))
+	}
+	requestURL, err := oidc.ParseEndpoint(c.GitHubOIDCRequestURL)
+	if err != nil {
+		return nil, fmt.Errorf("--github-oidc-request-url: %v", err)
+	}
+	exchangeURL, err := oidc.ParseEndpoint(c.TokenExchangeURL)
+	if err != nil {
+		return nil, fmt.Errorf("--token-exchange-url: %v", err)
+	}
+	if err := oidc.CheckUpstream(upstreamURL); err != nil {
+		return nil, fmt.Errorf("--upstream-url: %v", err)
+	}
+	return &oidc.Config{
+		RequestURL:         requestURL,
+		Audience:           c.OIDCAudience,
+		ExchangeURL:        exchangeURL,
+		IdentityProviderID: c.IdentityProviderID,
+		ServiceAccountID:   c.ServiceAccountID,
+	}, nil
 }
 
 // parseUpstream accepts only an absolute http or https URL with a host; it is

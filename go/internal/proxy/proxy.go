@@ -1,7 +1,7 @@
 // Package proxy is the server.Handler at the heart of the proxy: it lets only
 // POST /v1/responses from local, non-browser clients through, forwards it
-// with the API key injected by the upstream client, and streams the answer
-// back event by event.
+// with the API key (or a workload identity access token) injected by the
+// upstream client, and streams the answer back event by event.
 //
 // Clients get fixed statuses and short bodies; details go to the log only.
 // Neither the key nor a request or response body ever reaches the log.
@@ -19,6 +19,7 @@ import (
 
 	"github.com/openai/codex-responses-api-proxy/go/internal/dump"
 	"github.com/openai/codex-responses-api-proxy/go/internal/httpsyntax"
+	"github.com/openai/codex-responses-api-proxy/go/internal/oidc"
 	"github.com/openai/codex-responses-api-proxy/go/internal/server"
 	"github.com/openai/codex-responses-api-proxy/go/internal/upstream"
 )
@@ -27,6 +28,9 @@ import (
 type Config struct {
 	Gate     Gate
 	Upstream *upstream.Client
+	// Tokens, when set, lends each request the access token it sends
+	// (workload identity, issue 10) instead of the client's Config.Auth.
+	Tokens *oidc.Source
 	// UpstreamURL is only reported in dumps.
 	UpstreamURL string
 	// Dumper, when set, records every forwarded exchange.
@@ -167,6 +171,19 @@ func (h *Handler) forward(w *server.Response, r *server.Request, rec *record) {
 		return
 	}
 
+	var lease oidc.Lease
+	if h.cfg.Tokens != nil {
+		var err error
+		if lease, err = h.cfg.Tokens.Acquire(); err != nil {
+			// Nothing is read or forwarded (issue 10, 6).
+			w.SetClose()
+			fail(w, rec, http.StatusServiceUnavailable, err.Error())
+			return
+		}
+		// The stream keeps its token to the end, even across a renewal.
+		defer lease.Release()
+	}
+
 	fields := outboundFields(r.Fields)
 	body := &bodyReader{r: r.Body, limit: h.cfg.MaxBodyBytes, left: h.cfg.MaxBodyBytes}
 	var ex *dump.Exchange
@@ -180,10 +197,20 @@ func (h *Handler) forward(w *server.Response, r *server.Request, rec *record) {
 		contentLength = 0
 	}
 
-	resp, err := h.cfg.Upstream.Do(r.Context(), fields, src, contentLength)
+	var resp *upstream.Response
+	var err error
+	if h.cfg.Tokens == nil {
+		resp, err = h.cfg.Upstream.Do(r.Context(), fields, src, contentLength)
+	} else {
+		resp, err = h.cfg.Upstream.DoAuth(r.Context(), lease.Line(), fields, src, contentLength)
+	}
 	if err != nil {
 		h.upstreamFailed(w, r, rec, body, err)
 		return
+	}
+	if resp.StatusCode == http.StatusUnauthorized && h.cfg.Tokens != nil {
+		// The 401 still goes to the client; the token is renewed at once.
+		lease.Rejected()
 	}
 	defer resp.Body.Close()
 	rec.requestID, _ = httpsyntax.Lookup(resp.Fields, "X-Request-Id")
