@@ -98,7 +98,7 @@ func New(cfg Config) (*Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	tokens, err := upstream.New(upstream.Config{URL: cfg.ExchangeURL, NoAuth: true, ResponseHeaderTimeout: attemptTimeout})
+	tokens, err := upstream.New(upstream.Config{URL: cfg.ExchangeURL, NoAuth: true, ZeroBuffers: true, ResponseHeaderTimeout: attemptTimeout})
 	if err != nil {
 		return nil, err
 	}

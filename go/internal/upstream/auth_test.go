@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/openai/codex-responses-api-proxy/go/internal/httpsyntax"
@@ -85,5 +87,35 @@ func TestNewRejectsAuthConfig(t *testing.T) {
 				t.Errorf("got nil error, want one")
 			}
 		})
+	}
+}
+
+// TestZeroBuffers: with ZeroBuffers, a secret sent inline in the body (the
+// token exchange's JWT) is not left in the pooled head buffer; without it,
+// it is, which is what the option is for.
+func TestZeroBuffers(t *testing.T) {
+	const secret = "eyJsecret.jwt-in-the-body.sig"
+	var found atomic.Int32
+	hook := func(b []byte) {
+		if bytes.Contains(b, []byte(secret)) {
+			found.Add(1)
+		}
+	}
+	testOnlyReleased.Store(&hook)
+	t.Cleanup(func() { testOnlyReleased.Store(nil) })
+	srv := newRawServer(t, serveOK)
+	for _, zero := range []bool{true, false} {
+		found.Store(0)
+		c := newClient(t, srv.url("/oauth/token"), func(cfg *Config) { cfg.ZeroBuffers = zero })
+		body := `{"subject_token":"` + secret + `"}`
+		resp, err := c.Do(context.Background(), nil, strings.NewReader(body), int64(len(body)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if got := found.Load() > 0; got == zero {
+			t.Errorf("ZeroBuffers %v: got the secret in a released buffer: %v", zero, got)
+		}
 	}
 }

@@ -69,6 +69,7 @@ type Config struct {
 	URL                   *url.URL      // absolute http(s) URL; the request target is URL.RequestURI() verbatim
 	Auth                  []byte        // "Authorization: Bearer <key>\r\n", written as-is and never copied
 	NoAuth                bool          // Auth is empty: Do sends no auth line, DoAuth the caller's
+	ZeroBuffers           bool          // zero the pooled head buffer after each request: the body holds a secret
 	Method                string        // "POST" (the default) or "GET"
 	DialTimeout           time.Duration // TCP connect, and the CONNECT exchange with a proxy
 	TLSHandshakeTimeout   time.Duration // TLS handshake with the upstream (and with an https proxy)
@@ -87,6 +88,7 @@ type Config struct {
 type Client struct {
 	auth       []byte
 	method     string
+	zero       bool
 	host       string      // Host header: URL host[:port] as given
 	addr       string      // dial address host:port
 	target     string      // request target
@@ -148,6 +150,7 @@ func New(cfg Config) (*Client, error) {
 	c := &Client{
 		auth:       cfg.Auth,
 		method:     method,
+		zero:       cfg.ZeroBuffers,
 		host:       u.Host,
 		addr:       net.JoinHostPort(u.Hostname(), port),
 		target:     target,
@@ -237,7 +240,14 @@ func (c *Client) DoAuth(ctx context.Context, auth []byte, fields []httpsyntax.Fi
 		return nil, fmt.Errorf("upstream request: %w", context.Cause(ctx))
 	}
 	h := getHead()
-	defer putHead(h)
+	defer func() {
+		if c.zero {
+			// A body sent inline with the head (the token exchange's
+			// JWT, issue 10) must not wait in the pool for reuse.
+			clear(h.buf[:cap(h.buf)])
+		}
+		putHead(h)
+	}()
 	split, err := h.build(c, fields, contentLength)
 	if err != nil {
 		return nil, err
