@@ -45,18 +45,7 @@ func TestKeyCensus(t *testing.T) {
 	for _, tc := range tests {
 		useTLS := tc.useTLS
 		t.Run(tc.name, func(t *testing.T) {
-			up := newUpstream(t, useTLS, func(w http.ResponseWriter, r *http.Request) {
-				body, _ := io.ReadAll(r.Body)
-				if !strings.Contains(string(body), `"stream":true`) {
-					w.Header().Set("Content-Type", "application/json")
-					io.WriteString(w, censusJSON)
-					return
-				}
-				w.Header().Set("Content-Type", "text/event-stream")
-				for i := range censusEvents {
-					sendEvent(w, "response.output_text.delta", fmt.Sprintf(`{"delta":"%d"}`, i))
-				}
-			})
+			up := newUpstream(t, useTLS, censusUpstream)
 			p := startProxy(t, options{up: up, noMemfdSecret: tc.noMemfdSecret})
 			// The startup line follows the server-info file.
 			want := map[bool]string{false: "memfd_secret", true: "mlock"}[tc.noMemfdSecret]
@@ -79,6 +68,21 @@ func TestKeyCensus(t *testing.T) {
 			t.Logf("census of the key in pid %d: %v", p.pid(), r)
 			checkCensus(t, r, !tc.noMemfdSecret)
 		})
+	}
+}
+
+// censusUpstream answers the census traffic: JSON, or censusEvents events
+// when the request asks for a stream.
+func censusUpstream(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	if !strings.Contains(string(body), `"stream":true`) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, censusJSON)
+		return
+	}
+	w.Header().Set("Content-Type", "text/event-stream")
+	for i := range censusEvents {
+		sendEvent(w, "response.output_text.delta", fmt.Sprintf(`{"delta":"%d"}`, i))
 	}
 }
 

@@ -187,13 +187,7 @@ func (l Lease) Rejected() {
 func (s *Source) Close() {
 	s.cancel()
 	<-s.done
-	s.mu.Lock()
-	t := s.cur
-	s.cur = nil
-	s.mu.Unlock()
-	if t != nil {
-		s.release(t)
-	}
+	s.swap(nil)
 }
 
 func (s *Source) wake() {
@@ -213,10 +207,9 @@ func (s *Source) release(t *token) {
 	}
 }
 
-// install makes key the current token and lets go of the previous one.
-func (s *Source) install(key *apikey.Key, lifetime time.Duration, verb string) {
-	now := testOnlyNow()
-	t := &token{key: key, obtained: now, expires: now.Add(lifetime), refs: 1}
+// swap makes t (nil: none) the current token and lets go of the previous
+// one.
+func (s *Source) swap(t *token) {
 	s.mu.Lock()
 	old := s.cur
 	s.cur = t
@@ -224,6 +217,13 @@ func (s *Source) install(key *apikey.Key, lifetime time.Duration, verb string) {
 	if old != nil {
 		s.release(old)
 	}
+}
+
+// install makes key the current token and lets go of the previous one.
+func (s *Source) install(key *apikey.Key, lifetime time.Duration, verb string) {
+	now := testOnlyNow()
+	t := &token{key: key, obtained: now, expires: now.Add(lifetime), refs: 1}
+	s.swap(t)
 	s.logf("workload identity: %s an access token (%s memory), expires at %s, renewal at %s",
 		verb, key.Backing(), t.expires.UTC().Format(time.RFC3339), t.renewAt().UTC().Format(time.RFC3339))
 }
@@ -256,10 +256,10 @@ func (s *Source) run() {
 	defer close(s.done)
 	var backoff time.Duration // 0 while renewal succeeds
 	var last time.Time        // the last attempt
-	next := s.renewAt()
+	next, _, _ := s.schedule()
 	for {
 		wakeAt := next
-		if exp, ok := s.expiry(); ok && exp.Before(wakeAt) {
+		if _, exp, ok := s.schedule(); ok && exp.Before(wakeAt) {
 			wakeAt = exp // to wipe the token the moment it is useless
 		}
 		timer := time.NewTimer(max(wakeAt.Sub(testOnlyNow()), 0))
@@ -296,28 +296,19 @@ func (s *Source) run() {
 		}
 		backoff = 0
 		s.install(key, lifetime, "renewed")
-		next = s.renewAt()
+		next, _, _ = s.schedule()
 	}
 }
 
-// renewAt is when the current token is half-way through its lifetime.
-func (s *Source) renewAt() time.Time {
+// schedule is when the current token, if any, is half-way through its
+// lifetime and when it expires.
+func (s *Source) schedule() (renewAt, expires time.Time, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.cur == nil {
-		return testOnlyNow()
+		return time.Time{}, time.Time{}, false
 	}
-	return s.cur.renewAt()
-}
-
-// expiry is when the current token expires, if there is one.
-func (s *Source) expiry() (time.Time, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cur == nil {
-		return time.Time{}, false
-	}
-	return s.cur.expires, true
+	return s.cur.renewAt(), s.cur.expires, true
 }
 
 // nextBackoff doubles d from backoffMin up to backoffMax.
