@@ -93,6 +93,7 @@ func New(cfg Config) (*Source, error) {
 		URL:                   withAudience,
 		Auth:                  cfg.RequestToken,
 		Method:                "GET",
+		ZeroBuffers:           true, // the answer holds the JWT
 		ResponseHeaderTimeout: attemptTimeout,
 	})
 	if err != nil {

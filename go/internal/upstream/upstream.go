@@ -69,7 +69,7 @@ type Config struct {
 	URL                   *url.URL      // absolute http(s) URL; the request target is URL.RequestURI() verbatim
 	Auth                  []byte        // "Authorization: Bearer <key>\r\n", written as-is and never copied
 	NoAuth                bool          // Auth is empty: Do sends no auth line, DoAuth the caller's
-	ZeroBuffers           bool          // zero the pooled head buffer after each request: the body holds a secret
+	ZeroBuffers           bool          // zero the pooled head after each request and the read buffer in CloseIdleConnections: they hold secrets
 	Method                string        // "POST" (the default) or "GET"
 	DialTimeout           time.Duration // TCP connect, and the CONNECT exchange with a proxy
 	TLSHandshakeTimeout   time.Duration // TLS handshake with the upstream (and with an https proxy)
@@ -280,14 +280,17 @@ func (c *Client) DoAuth(ctx context.Context, auth []byte, fields []httpsyntax.Fi
 	}
 }
 
-// CloseIdleConnections closes every pooled connection. Connections in use
-// are not affected.
+// CloseIdleConnections closes every pooled connection, zeroing its read
+// buffer first with Config.ZeroBuffers. Connections in use are not affected.
 func (c *Client) CloseIdleConnections() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for n := len(c.idle); n > 0; n = len(c.idle) {
 		pc := c.idle[n-1]
 		c.removeIdleLocked(n - 1)
+		if c.zero {
+			pc.wipe()
+		}
 		pc.close()
 	}
 }
