@@ -7,3 +7,5 @@ require (
 	golang.org/x/crypto/x509roots/fallback v0.0.0-20261030153154-30a33513ff6d
 	golang.org/x/sys v0.50.0
 )
+
+require github.com/coder/websocket v1.8.15

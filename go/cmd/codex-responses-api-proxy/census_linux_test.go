@@ -3,6 +3,7 @@
 package main_test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,11 +12,14 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/coder/websocket"
+
 	"github.com/openai/codex-responses-api-proxy/go/internal/memcensus"
 )
 
 // The census of issue 4 ("Exactly one copy of the key"): after a few hundred
-// requests, plain and streamed, concurrent, over keep-alive connections, the
+// requests, plain and streamed, concurrent, over keep-alive connections, and
+// a few WebSockets (issue 11), the
 // proxy holds exactly one copy of its key, in locked memory, or, where
 // memfd_secret(2) backs it, none that even root can read, the secret mapping
 // being the one unreadable region.
@@ -25,6 +29,9 @@ const (
 	censusConcurrency = 8
 	censusEvents      = 5
 	censusJSON        = `{"id":"resp_1","object":"response","status":"completed"}`
+	// WebSocket mode (issue 11): sockets, each with a few turns.
+	censusSockets = 4
+	censusTurns   = 10
 )
 
 func TestKeyCensus(t *testing.T) {
@@ -54,9 +61,10 @@ func TestKeyCensus(t *testing.T) {
 			}
 
 			sendCensusTraffic(t, p)
+			sendCensusWebSockets(t, p)
 			up.settle(t)
-			if got := up.hits.Load(); got != censusRequests {
-				t.Errorf("got %d requests upstream, want %d", got, censusRequests)
+			if got := up.hits.Load(); got != censusRequests+censusSockets {
+				t.Errorf("got %d requests upstream, want %d", got, censusRequests+censusSockets)
 			}
 
 			r, err := memcensus.Scan(p.pid(), []byte(p.key))
@@ -74,6 +82,10 @@ func TestKeyCensus(t *testing.T) {
 // censusUpstream answers the census traffic: JSON, or censusEvents events
 // when the request asks for a stream.
 func censusUpstream(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodGet {
+		censusWebSocket(w, r)
+		return
+	}
 	body, _ := io.ReadAll(r.Body)
 	if !strings.Contains(string(body), `"stream":true`) {
 		w.Header().Set("Content-Type", "application/json")
@@ -184,4 +196,56 @@ func censusRoundTrip(client *http.Client, url string, i int) error {
 		return fmt.Errorf("request %d: got body %q, want %q", i, got, want)
 	}
 	return nil
+}
+
+// censusWebSocket answers each message with censusEvents events.
+func censusWebSocket(w http.ResponseWriter, r *http.Request) {
+	c, err := websocket.Accept(w, r, nil)
+	if err != nil {
+		return
+	}
+	defer c.CloseNow()
+	ctx, cancel := context.WithTimeout(r.Context(), 2*ioTimeout)
+	defer cancel()
+	for {
+		if _, _, err := c.Read(ctx); err != nil {
+			return
+		}
+		for i := range censusEvents {
+			if c.Write(ctx, websocket.MessageText, fmt.Appendf(nil, `{"type":"response.output_text.delta","delta":"%d"}`, i)) != nil {
+				return
+			}
+		}
+	}
+}
+
+// sendCensusWebSockets opens censusSockets WebSockets at once and runs
+// censusTurns turns on each.
+func sendCensusWebSockets(t *testing.T, p *proxyProc) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for range censusSockets {
+		c, _, err := p.wsDial(t, http.Header{"Openai-Beta": {"responses_websockets=2026-02-06"}})
+		if err != nil {
+			t.Fatalf("dial: %v", err)
+		}
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
+			defer cancel()
+			for i := range censusTurns {
+				if err := c.Write(ctx, websocket.MessageText, fmt.Appendf(nil, `{"type":"response.create","input":"turn %d"}`, i)); err != nil {
+					t.Errorf("turn %d: %v", i, err)
+					return
+				}
+				for range censusEvents {
+					if _, _, err := c.Read(ctx); err != nil {
+						t.Errorf("turn %d: %v", i, err)
+						return
+					}
+				}
+			}
+			c.Close(websocket.StatusNormalClosure, "")
+		})
+	}
+	wg.Wait()
 }

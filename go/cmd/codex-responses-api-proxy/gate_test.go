@@ -43,7 +43,6 @@ func TestForbidden(t *testing.T) {
 		{name: "OPTIONS preflight", raw: "OPTIONS /v1/responses HTTP/1.1\r\nHost: {addr}\r\nAccess-Control-Request-Method: POST\r\n\r\n"},
 		{name: "OPTIONS asterisk", raw: "OPTIONS * HTTP/1.1\r\nHost: {addr}\r\n\r\n"},
 		{name: "lowercase method", raw: "post /v1/responses HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 2\r\n\r\n{}"},
-		{name: "GET websocket upgrade", raw: "GET /v1/responses HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"},
 		{name: "query", raw: post("/v1/responses?api-version=1", "")},
 		{name: "empty query", raw: post("/v1/responses?", "")},
 		{name: "trailing slash", raw: post("/v1/responses/", "")},

@@ -15,11 +15,13 @@ type route int
 const (
 	routeDenied route = iota
 	routeForward
+	routeWebSocket
 	routeShutdown
 )
 
 // Gate decides which requests reach the upstream. The zero value allows
-// POST /v1/responses from loopback clients that are not browsers.
+// POST /v1/responses, and GET /v1/responses upgraded to a WebSocket, from
+// loopback clients that are not browsers.
 type Gate struct {
 	// Shutdown enables GET /shutdown.
 	Shutdown bool
@@ -37,6 +39,8 @@ func (g *Gate) route(r *server.Request) route {
 	switch {
 	case r.Method == http.MethodPost && r.Target == "/v1/responses":
 		return routeForward
+	case r.Method == http.MethodGet && r.Target == "/v1/responses" && isWebSocketUpgrade(r):
+		return routeWebSocket
 	case g.Shutdown && r.Method == http.MethodGet && r.Target == "/shutdown":
 		return routeShutdown
 	}

@@ -105,6 +105,8 @@ func (h *Handler) Serve(w *server.Response, r *server.Request) {
 		h.shutdownOnce.Do(h.cfg.Shutdown)
 	case routeForward:
 		h.forward(w, r, rec)
+	case routeWebSocket:
+		h.webSocket(w, r, rec)
 	default:
 		// Nothing is read or forwarded; close so an unread body cannot be
 		// taken for the next request.
@@ -116,7 +118,8 @@ func (h *Handler) Serve(w *server.Response, r *server.Request) {
 // record is what the access log reports about a request.
 type record struct {
 	status    int
-	bytes     int64
+	bytes     int64 // to the client
+	sent      int64 // to the upstream, counted for WebSockets only
 	requestID string
 }
 
@@ -124,6 +127,13 @@ func (h *Handler) logAccess(r *server.Request, rec *record, start time.Time) {
 	id := rec.requestID
 	if id == "" {
 		id = "-"
+	}
+	if rec.status == http.StatusSwitchingProtocols {
+		// One line per WebSocket, when it has closed (issue 11).
+		h.cfg.Logf("%s %s %d %dB %s upstream_request_id=%s websocket_sent=%dB",
+			r.Method, quote(r.Target), rec.status, rec.bytes,
+			time.Since(start).Round(time.Microsecond), quote(id), rec.sent)
+		return
 	}
 	h.cfg.Logf("%s %s %d %dB %s upstream_request_id=%s",
 		r.Method, quote(r.Target), rec.status, rec.bytes,
@@ -171,18 +181,12 @@ func (h *Handler) forward(w *server.Response, r *server.Request, rec *record) {
 		return
 	}
 
-	var lease oidc.Lease
-	if h.cfg.Tokens != nil {
-		var err error
-		if lease, err = h.cfg.Tokens.Acquire(); err != nil {
-			// Nothing is read or forwarded (issue 10, 6).
-			w.SetClose()
-			fail(w, rec, http.StatusServiceUnavailable, err.Error())
-			return
-		}
-		// The stream keeps its token to the end, even across a renewal.
-		defer lease.Release()
+	lease, ok := h.acquire(w, rec)
+	if !ok {
+		return
 	}
+	// The stream keeps its token to the end, even across a renewal.
+	defer lease.Release()
 
 	fields := outboundFields(r.Fields)
 	body := &bodyReader{r: r.Body, limit: h.cfg.MaxBodyBytes, left: h.cfg.MaxBodyBytes}
@@ -212,6 +216,12 @@ func (h *Handler) forward(w *server.Response, r *server.Request, rec *record) {
 		// The 401 still goes to the client; the token is renewed at once.
 		lease.Rejected()
 	}
+	h.answer(w, resp, rec, ex)
+}
+
+// answer relays the upstream's response to the client, recording it in ex
+// if dumping, and aborts the client connection if the stream breaks.
+func (h *Handler) answer(w *server.Response, resp *upstream.Response, rec *record, ex *dump.Exchange) {
 	defer resp.Body.Close()
 	rec.requestID, _ = httpsyntax.Lookup(resp.Fields, "X-Request-Id")
 
@@ -236,6 +246,22 @@ func (h *Handler) forward(w *server.Response, r *server.Request, rec *record) {
 		// so a truncated stream is never mistaken for a complete one.
 		panic(http.ErrAbortHandler)
 	}
+}
+
+// acquire leases the access token a request sends, with workload identity;
+// without a token to be had, it answers 503 and reports false, and nothing
+// is read or forwarded (issue 10, 6). In key mode the lease is empty.
+func (h *Handler) acquire(w *server.Response, rec *record) (oidc.Lease, bool) {
+	if h.cfg.Tokens == nil {
+		return oidc.Lease{}, true
+	}
+	lease, err := h.cfg.Tokens.Acquire()
+	if err != nil {
+		w.SetClose()
+		fail(w, rec, http.StatusServiceUnavailable, err.Error())
+		return oidc.Lease{}, false
+	}
+	return lease, true
 }
 
 // upstreamFailed answers a request whose upstream exchange did not produce
@@ -356,14 +382,14 @@ func relay(dst io.Writer, flush func() error, src io.Reader) (int, error) {
 	if n > 0 {
 		m, werr := dst.Write((*bp)[:n])
 		if werr != nil {
-			return m, fmt.Errorf("writing to client: %w", werr)
+			return m, fmt.Errorf("writing: %w", werr)
 		}
 		if err := flush(); err != nil {
-			return m, fmt.Errorf("flushing to client: %w", err)
+			return m, fmt.Errorf("flushing: %w", err)
 		}
 	}
 	if rerr != nil && rerr != io.EOF {
-		return n, fmt.Errorf("reading upstream: %w", rerr)
+		return n, fmt.Errorf("reading: %w", rerr)
 	}
 	return n, rerr
 }

@@ -33,6 +33,7 @@ type harness struct {
 	addr     string // the proxy's host:port
 	upstream *httptest.Server
 	client   *upstream.Client
+	srv      *server.Server
 	hits     atomic.Int64
 	logs     *logSink
 }
@@ -86,6 +87,7 @@ func newHarness(t testing.TB, cfg Config, upstreamHandler http.HandlerFunc) *har
 		MaxHeaderBytes:    64 << 10,
 		Logf:              h.logs.logf,
 	}
+	h.srv = srv
 	served := make(chan struct{})
 	go func() { srv.Serve(ln); close(served) }()
 	t.Cleanup(func() {

@@ -138,6 +138,9 @@ func (c *conn) handle(req *request) (keep bool) {
 	c.s.Handler.Serve(w, req.r)
 	finished = true
 	c.unwatch()
+	if w.switched {
+		return false // the connection spoke another protocol: close it
+	}
 	if !w.finish() {
 		return false // the response is broken: close at once
 	}

@@ -48,6 +48,7 @@ type Response struct {
 	chunked    bool
 	bodyless   bool // 204, 304 or HEAD: body bytes are not sent
 	closeAfter bool
+	switched   bool  // SwitchProtocols handed the connection to the handler
 	err        error // first write error; every later write fails with it
 
 	headMu   sync.Mutex // orders a 100 Continue before the final head

@@ -36,6 +36,7 @@ type exchange struct {
 	writeErr error // writing to the connection failed
 
 	closeAfter bool // the response ends the connection (Connection: close, say)
+	upgrade    bool // the request asks to switch protocols: a 101 is final
 	released   bool // the connection was pooled or closed (caller's goroutine only)
 }
 
@@ -224,12 +225,12 @@ func (x *exchange) readResponse() (resp *Response, closeAfter, peeked bool, err 
 		if err != nil {
 			return nil, false, true, x.failure("reading response header", timeoutError(err, x.c.hdrTimeout))
 		}
-		if resp.StatusCode >= 200 {
+		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols && x.upgrade {
 			break
 		}
 		if resp.StatusCode == http.StatusSwitchingProtocols {
-			// We never ask to switch protocols, and no caller can be
-			// handed a connection that speaks something else.
+			// Do never asks to switch protocols, and no caller of it can
+			// be handed a connection that speaks something else.
 			return nil, false, true, x.failure("reading response header", errors.New("upstream switched protocols (status 101)"))
 		}
 		if i == max1xx {

@@ -51,23 +51,9 @@ func putHead(h *head) {
 // Auth line goes at split, between the caller's fields and the framing
 // field.
 func (h *head) build(c *Client, fields []httpsyntax.Field, contentLength int64) (split int, err error) {
-	b := append(h.buf[:0], c.method...)
-	b = append(b, ' ')
-	b = append(b, c.target...)
-	b = append(b, " HTTP/1.1\r\nHost: "...)
-	b = append(b, c.host...)
-	b = append(b, "\r\n"...)
-	for _, f := range fields {
-		if err := checkHeaderName(f.Name); err != nil {
-			return 0, err
-		}
-		if !httpsyntax.ValidFieldValue(f.Value) {
-			return 0, fmt.Errorf("request header %q: value contains a control character", trim(f.Name))
-		}
-		b = append(b, f.Name...)
-		b = append(b, ": "...)
-		b = append(b, f.Value...)
-		b = append(b, "\r\n"...)
+	b, err := appendHead(h.buf[:0], c.method, c, fields)
+	if err != nil {
+		return 0, err
 	}
 	split = len(b)
 	switch {
@@ -83,6 +69,30 @@ func (h *head) build(c *Client, fields []httpsyntax.Field, contentLength int64) 
 	}
 	h.buf = b
 	return split, nil
+}
+
+// appendHead appends the request line, Host and the caller's fields, in
+// their order, to b.
+func appendHead(b []byte, method string, c *Client, fields []httpsyntax.Field) ([]byte, error) {
+	b = append(b, method...)
+	b = append(b, ' ')
+	b = append(b, c.target...)
+	b = append(b, " HTTP/1.1\r\nHost: "...)
+	b = append(b, c.host...)
+	b = append(b, "\r\n"...)
+	for _, f := range fields {
+		if err := checkHeaderName(f.Name); err != nil {
+			return nil, err
+		}
+		if !httpsyntax.ValidFieldValue(f.Value) {
+			return nil, fmt.Errorf("request header %q: value contains a control character", trim(f.Name))
+		}
+		b = append(b, f.Name...)
+		b = append(b, ": "...)
+		b = append(b, f.Value...)
+		b = append(b, "\r\n"...)
+	}
+	return b, nil
 }
 
 // readBody appends the whole body, n bytes, to the head: both leave in one

@@ -1,0 +1,162 @@
+package proxy
+
+// The Responses API's WebSocket mode (issue 11): GET /v1/responses upgraded
+// to a WebSocket (RFC 6455) is relayed to the upstream URL (https is wss,
+// http is ws) with the key injected by the upstream client, exactly as a
+// POST. After the handshake the proxy copies bytes both ways, each read
+// passed on at once; it parses no frame and needs no WebSocket library.
+
+import (
+	"crypto/sha1"
+	"encoding/base64"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+
+	"github.com/openai/codex-responses-api-proxy/go/internal/httpsyntax"
+	"github.com/openai/codex-responses-api-proxy/go/internal/server"
+	"github.com/openai/codex-responses-api-proxy/go/internal/upstream"
+)
+
+// webSocketGUID is the value RFC 6455, 1.3 appends to the key for the
+// accept value.
+const webSocketGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+// isWebSocketUpgrade reports whether r is a well-formed opening handshake
+// (RFC 6455, 4.1): HTTP/1.1, no body, exactly one "Upgrade: websocket", a
+// Connection field listing "upgrade", exactly one "Sec-WebSocket-Version:
+// 13" and exactly one Sec-WebSocket-Key that is 16 bytes in base64.
+func isWebSocketUpgrade(r *server.Request) bool {
+	if r.ProtoMinor != 1 || r.Body != http.NoBody || !httpsyntax.HasToken(r.Fields, "Connection", "upgrade") {
+		return false
+	}
+	if up, n := httpsyntax.Lookup(r.Fields, "Upgrade"); n != 1 || !strings.EqualFold(up, "websocket") {
+		return false
+	}
+	if v, n := httpsyntax.Lookup(r.Fields, "Sec-WebSocket-Version"); n != 1 || v != "13" {
+		return false
+	}
+	key, n := httpsyntax.Lookup(r.Fields, "Sec-WebSocket-Key")
+	if n != 1 || len(key) != 24 {
+		return false
+	}
+	raw, err := base64.StdEncoding.DecodeString(key)
+	return err == nil && len(raw) == 16
+}
+
+// acceptValue is the Sec-WebSocket-Accept that answers key (RFC 6455, 4.2.2).
+func acceptValue(key string) string {
+	sum := sha1.Sum([]byte(key + webSocketGUID))
+	return base64.StdEncoding.EncodeToString(sum[:])
+}
+
+// validSwitch reports whether the upstream's 101 completes the handshake
+// for key (RFC 6455, 4.1, the client's checks): Upgrade: websocket, a
+// Connection listing upgrade, and the accept value of key.
+func validSwitch(fields []httpsyntax.Field, key string) bool {
+	up, nUp := httpsyntax.Lookup(fields, "Upgrade")
+	accept, nAccept := httpsyntax.Lookup(fields, "Sec-WebSocket-Accept")
+	return nUp == 1 && strings.EqualFold(up, "websocket") &&
+		httpsyntax.HasToken(fields, "Connection", "upgrade") &&
+		nAccept == 1 && accept == acceptValue(key)
+}
+
+// webSocket relays one WebSocket: the handshake through the upstream client,
+// then the bytes until both sides have closed.
+func (h *Handler) webSocket(w *server.Response, r *server.Request, rec *record) {
+	w.SetClose() // whatever the answer, the connection carries nothing else
+	if len(r.Fields) > h.cfg.MaxHeaders {
+		fail(w, rec, http.StatusRequestHeaderFieldsTooLarge, "too many request headers")
+		return
+	}
+	lease, ok := h.acquire(w, rec)
+	if !ok {
+		return
+	}
+	key, _ := httpsyntax.Lookup(r.Fields, "Sec-WebSocket-Key")
+	fields := outboundFields(r.Fields)
+	var resp *upstream.Response
+	var up *upstream.Upgraded
+	var err error
+	if h.cfg.Tokens == nil {
+		resp, up, err = h.cfg.Upstream.Upgrade(r.Context(), "websocket", fields)
+	} else {
+		resp, up, err = h.cfg.Upstream.UpgradeAuth(r.Context(), lease.Line(), "websocket", fields)
+		if err == nil && resp.StatusCode == http.StatusUnauthorized {
+			lease.Rejected()
+		}
+	}
+	// The token is in the handshake only: an open socket holds no lease.
+	lease.Release()
+	if err != nil {
+		h.upstreamFailed(w, r, rec, &bodyReader{}, err)
+		return
+	}
+	if up == nil {
+		// A refusal (401, 426, ...) is the client's to read, as for a POST.
+		h.answer(w, resp, rec, nil)
+		return
+	}
+	defer up.Close()
+	rec.requestID, _ = httpsyntax.Lookup(resp.Fields, "X-Request-Id")
+	if !validSwitch(resp.Fields, key) {
+		h.cfg.Logf("forwarding to upstream: its 101 does not complete the WebSocket handshake")
+		fail(w, rec, http.StatusBadGateway, "upstream request failed")
+		return
+	}
+	var out [32]httpsyntax.Field
+	client, err := w.SwitchProtocols("websocket", inboundFields(out[:0], resp.Fields))
+	if err != nil {
+		h.cfg.Logf("switching protocols: %v", err)
+		return
+	}
+	rec.status = http.StatusSwitchingProtocols
+	rec.sent, rec.bytes = relayBoth(client, up, h.cfg.Logf)
+}
+
+// duplex is one end of a relayed connection.
+type duplex interface {
+	io.ReadWriteCloser
+	waiter
+	CloseWrite() error
+}
+
+// relayBoth copies bytes both ways between client and up until each
+// direction has ended: a clean end of one side's input is passed on as a
+// half-close, and an error in either direction closes both connections, so
+// the other direction ends too. It returns the bytes copied to up and to
+// client.
+func relayBoth(client, up duplex, logf func(string, ...any)) (toUp, toClient int64) {
+	var wg sync.WaitGroup
+	wg.Go(func() { toUp = relayOne(up, client, "client to upstream", logf) })
+	toClient = relayOne(client, up, "upstream to client", logf)
+	wg.Wait()
+	client.Close()
+	up.Close()
+	return toUp, toClient
+}
+
+// relayOne copies src to dst, each read written at once, and half-closes
+// dst at the clean end of src; on an error it closes both. A half-close
+// that fails needs no word in the log: dst is gone, and its own direction
+// reports that.
+func relayOne(dst, src duplex, what string, logf func(string, ...any)) int64 {
+	n, err := stream(dst, noFlush, src)
+	if err == nil && dst.CloseWrite() == nil {
+		return n
+	}
+	if err != nil && !errors.Is(err, net.ErrClosed) {
+		logf("websocket %s: %v", what, err)
+	}
+	dst.Close()
+	src.Close()
+	return n
+}
+
+func noFlush() error { return nil }
+
+var _ duplex = (*server.Switched)(nil)
+var _ duplex = (*upstream.Upgraded)(nil)
