@@ -371,6 +371,17 @@ func (p *proxyProc) dial() net.Conn {
 	return &tapConn{Conn: c, tap: &p.received}
 }
 
+// dialTapped is a DialContext for http.Transport: every connection goes to
+// the proxy and is recorded.
+func (p *proxyProc) dialTapped(ctx context.Context, _, _ string) (net.Conn, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", p.addr)
+	if err != nil {
+		return nil, err
+	}
+	return &tapConn{Conn: c, tap: &p.received}, nil
+}
+
 // url is the proxy's endpoint for path.
 func (p *proxyProc) url(path string) string { return "http://" + p.addr + path }
 
@@ -378,14 +389,7 @@ func (p *proxyProc) url(path string) string { return "http://" + p.addr + path }
 // recorded; it does not follow redirects or decompress.
 func (p *proxyProc) client() *http.Client {
 	tr := &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			c, err := d.DialContext(ctx, "tcp", p.addr)
-			if err != nil {
-				return nil, err
-			}
-			return &tapConn{Conn: c, tap: &p.received}, nil
-		},
+		DialContext:           p.dialTapped,
 		DisableCompression:    true,
 		ResponseHeaderTimeout: ioTimeout,
 	}

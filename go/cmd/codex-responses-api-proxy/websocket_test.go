@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"syscall"
@@ -39,16 +38,7 @@ func codexWSHeader() http.Header {
 // handshake's extra fields.
 func (p *proxyProc) wsDial(t *testing.T, h http.Header) (*websocket.Conn, *http.Response, error) {
 	t.Helper()
-	tr := &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			c, err := d.DialContext(ctx, "tcp", p.addr)
-			if err != nil {
-				return nil, err
-			}
-			return &tapConn{Conn: c, tap: &p.received}, nil
-		},
-	}
+	tr := &http.Transport{DialContext: p.dialTapped}
 	t.Cleanup(tr.CloseIdleConnections)
 	ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
 	defer cancel()
