@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -305,7 +306,10 @@ func TestOIDCAcceptedURLs(t *testing.T) {
 func TestOIDCRequestsAndInjection(t *testing.T) {
 	f := newOIDCFakes(t)
 	up := newTokenUpstream(t)
-	p := f.start(up.fakeUpstream)
+	// Dumps, like every output, are checked for the secrets at cleanup.
+	o := f.options(up.fakeUpstream)
+	o.dumpDir = filepath.Join(t.TempDir(), "dumps")
+	p := startProxy(t, o)
 	if !waitFor(ioTimeout, func() bool {
 		return strings.Contains(p.stderr.String(), "(workload identity, request token in memfd_secret memory)") ||
 			strings.Contains(p.stderr.String(), "(workload identity, request token in mlock memory)")
@@ -359,6 +363,9 @@ func TestOIDCRequestsAndInjection(t *testing.T) {
 		if up.last() != f.access[0] {
 			t.Fatalf("request %d: the upstream did not get the access token", i)
 		}
+	}
+	if !waitFor(ioTimeout, func() bool { entries, _ := os.ReadDir(o.dumpDir); return len(entries) == 6 }) {
+		t.Errorf("got no 6 dump files for 3 requests")
 	}
 }
 
