@@ -68,14 +68,21 @@ func (s *Source) getJWT(ctx context.Context) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseJWT(status, body)
+}
+
+// parseJWT returns the JWT of GitHub's answer {"value":"<jwt>"} as a copy of
+// its own, zeroing every other copy it made.
+func parseJWT(status int, body []byte) ([]byte, error) {
 	if status != 200 {
 		return nil, fmt.Errorf("HTTP %d", status)
 	}
 	var answer struct {
 		Value json.RawMessage `json:"value"`
 	}
-	err = json.Unmarshal(body, &answer)
-	defer clear(answer.Value)
+	err := json.Unmarshal(body, &answer)
+	// A repeated key reuses the copy: zero all of it, to its capacity.
+	defer clear(answer.Value[:cap(answer.Value)])
 	if err != nil {
 		return nil, errors.New("answer is not a JSON object")
 	}
@@ -101,6 +108,24 @@ func (s *Source) exchange(ctx context.Context, jwt []byte) (*apikey.Key, time.Du
 	if err != nil {
 		return nil, 0, err
 	}
+	tok, lifetime, err := parseExchange(status, answer)
+	defer clear(tok[:cap(tok)])
+	if err != nil {
+		return nil, 0, err
+	}
+	key, err := apikey.ReadFormat(bytes.NewReader(tok), apikey.AccessTokenFormat)
+	if err != nil {
+		// The error names the rule, never the bytes.
+		return nil, 0, err
+	}
+	return key, lifetime, nil
+}
+
+// parseExchange checks the token endpoint's answer (RFC 8693, 2.2) and
+// returns its access token, in a copy the caller must zero to its capacity,
+// and its lifetime.
+// Its errors carry the status and the OAuth error code, never a token.
+func parseExchange(status int, answer []byte) ([]byte, time.Duration, error) {
 	var a struct {
 		AccessToken     json.RawMessage `json:"access_token"`
 		IssuedTokenType *string         `json:"issued_token_type"`
@@ -108,36 +133,34 @@ func (s *Source) exchange(ctx context.Context, jwt []byte) (*apikey.Key, time.Du
 		ExpiresIn       json.RawMessage `json:"expires_in"`
 		Error           *string         `json:"error"`
 	}
-	err = json.Unmarshal(answer, &a)
-	defer clear(a.AccessToken)
+	err := json.Unmarshal(answer, &a)
+	fail := func(err error) ([]byte, time.Duration, error) {
+		clear(a.AccessToken[:cap(a.AccessToken)])
+		return nil, 0, err
+	}
 	if status != 200 {
 		if err == nil && a.Error != nil && isOAuthCode(*a.Error) {
-			return nil, 0, fmt.Errorf("HTTP %d (%s)", status, *a.Error)
+			return fail(fmt.Errorf("HTTP %d (%s)", status, *a.Error))
 		}
-		return nil, 0, fmt.Errorf("HTTP %d", status)
+		return fail(fmt.Errorf("HTTP %d", status))
 	}
 	if err != nil {
-		return nil, 0, errors.New("answer is not a JSON object")
+		return fail(errors.New("answer is not a JSON object"))
 	}
 	tok, ok := plainString(a.AccessToken)
 	switch {
 	case !ok || len(tok) == 0:
-		return nil, 0, errors.New("answer has no access_token")
+		return fail(errors.New("answer has no access_token"))
 	case a.IssuedTokenType != nil && *a.IssuedTokenType != accessTokenType:
-		return nil, 0, fmt.Errorf("issued_token_type is %q, want %q", trim(*a.IssuedTokenType), accessTokenType)
+		return fail(fmt.Errorf("issued_token_type is %q, want %q", trim(*a.IssuedTokenType), accessTokenType))
 	case a.TokenType != nil && !strings.EqualFold(*a.TokenType, "Bearer"):
-		return nil, 0, fmt.Errorf("token_type is %q, want Bearer", trim(*a.TokenType))
+		return fail(fmt.Errorf("token_type is %q, want Bearer", trim(*a.TokenType)))
 	}
 	secs, err := strconv.ParseInt(string(a.ExpiresIn), 10, 64)
 	if err != nil || secs <= 0 || secs > math.MaxInt32 {
-		return nil, 0, errors.New("expires_in must be a positive number of seconds")
+		return fail(errors.New("expires_in must be a positive number of seconds"))
 	}
-	key, err := apikey.ReadFormat(bytes.NewReader(tok), apikey.AccessTokenFormat)
-	if err != nil {
-		// The error names the rule, never the bytes.
-		return nil, 0, err
-	}
-	return key, time.Duration(secs) * time.Second, nil
+	return tok, time.Duration(secs) * time.Second, nil
 }
 
 // call sends one request and reads the whole answer, at most maxAnswer
