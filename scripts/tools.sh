@@ -4,6 +4,7 @@
 #
 #   scripts/tools.sh goreleaser   # GoReleaser, builds the release artefacts
 #   scripts/tools.sh actionlint   # actionlint, checks .github/workflows
+#   scripts/tools.sh cyclonedx-gomod  # writes the release SBOMs (GoReleaser sboms:)
 #
 # stdout carries nothing but the path, so callers can write
 # "$(scripts/tools.sh goreleaser)"; progress goes to stderr. The versions
@@ -15,18 +16,21 @@ readonly GORELEASER_PKG=github.com/goreleaser/goreleaser/v2
 readonly GORELEASER_VERSION=v2.15.1
 readonly ACTIONLINT_PKG=github.com/rhysd/actionlint/cmd/actionlint
 readonly ACTIONLINT_VERSION=v1.7.12
+readonly CYCLONEDX_GOMOD_PKG=github.com/CycloneDX/cyclonedx-gomod/cmd/cyclonedx-gomod
+readonly CYCLONEDX_GOMOD_VERSION=v1.10.0
 
 die() {
 	echo "tools: error: $*" >&2
 	exit 2
 }
 
-[[ $# -eq 1 ]] || die "usage: scripts/tools.sh goreleaser|actionlint"
+[[ $# -eq 1 ]] || die "usage: scripts/tools.sh goreleaser|actionlint|cyclonedx-gomod"
 
 case $1 in
 goreleaser) pkg=$GORELEASER_PKG version=$GORELEASER_VERSION ;;
 actionlint) pkg=$ACTIONLINT_PKG version=$ACTIONLINT_VERSION ;;
-*) die "unknown tool \"$1\" (known: goreleaser, actionlint)" ;;
+cyclonedx-gomod) pkg=$CYCLONEDX_GOMOD_PKG version=$CYCLONEDX_GOMOD_VERSION ;;
+*) die "unknown tool \"$1\" (known: goreleaser, actionlint, cyclonedx-gomod)" ;;
 esac
 
 name=$1
