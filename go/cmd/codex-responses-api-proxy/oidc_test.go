@@ -6,6 +6,7 @@ package main_test
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -17,6 +18,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 )
 
 const (
@@ -647,4 +650,63 @@ func TestOIDCShutdown(t *testing.T) {
 	if code := p.waitExit(); code != 0 {
 		t.Errorf("got exit code %d, want 0", code)
 	}
+}
+
+// TestOIDCWebSocket: in WebSocket mode the upgrade carries the access token,
+// an open socket outlives renewals (the token is only in its handshake), a
+// new socket after a renewal carries the new token, and after expiry
+// without renewal the upgrade is answered 503 and not forwarded.
+func TestOIDCWebSocket(t *testing.T) {
+	f := newOIDCFakes(t)
+	f.setExpiresIn(2)
+	seen := make(chan seenRequest, 1000) // never full: a full one would block the upstream
+	up := wsUpstream(t, true, seen, func(ctx context.Context, c *websocket.Conn) {
+		for {
+			typ, msg, err := c.Read(ctx)
+			if err != nil || c.Write(ctx, typ, msg) != nil {
+				return
+			}
+		}
+	})
+	p := f.start(up)
+	c, resp, err := p.wsDial(t, codexWSHeader())
+	if err != nil {
+		t.Fatalf("dial: %v (response %v)", err, resp)
+	}
+	if got := receive(t, seen).header.Get("Authorization"); got != "Bearer "+f.access[0] {
+		t.Errorf("the upgrade did not carry the first access token")
+	}
+	// Across two renewals the socket keeps working.
+	if !waitFor(ioTimeout, func() bool { return len(f.exchanges()) >= 3 }) {
+		t.Fatalf("no renewals with expires_in 2")
+	}
+	wsWrite(t, c, `{"type":"response.create"}`)
+	if got := wsRead(t, c); got != `{"type":"response.create"}` {
+		t.Errorf("got %q after renewals, want the echo", got)
+	}
+	c2, resp, err := p.wsDial(t, codexWSHeader())
+	if err != nil {
+		t.Fatalf("second dial: %v (response %v)", err, resp)
+	}
+	c2.CloseNow()
+	if got := strings.TrimPrefix(receive(t, seen).header.Get("Authorization"), "Bearer "); indexOf(f.access, got) < 2 {
+		t.Errorf("the upgrade after renewals carried token #%d, want #2 or later", indexOf(f.access, got))
+	}
+
+	f.setExchange(func(int) (int, string) { return 500, "" })
+	if !waitFor(5*time.Second, func() bool {
+		c, resp, err := p.wsDial(t, codexWSHeader())
+		if c != nil {
+			c.CloseNow()
+		}
+		return err != nil && resp != nil && resp.StatusCode == http.StatusServiceUnavailable
+	}) {
+		t.Fatalf("no 503 for an upgrade after the token expired")
+	}
+	hits := up.hits.Load()
+	_, resp, err = p.wsDial(t, codexWSHeader())
+	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("got %v, %v; want 503", resp, err)
+	}
+	up.checkHits(t, hits, false)
 }
