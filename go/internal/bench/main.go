@@ -41,6 +41,7 @@ type config struct {
 	rounds       int
 	sse          sseParams // latency streams, sseStreams per round and target
 	sseStreams   int
+	ws           wsParams
 	jsonRequests int // sequential small POSTs per round and target
 	jsonSlices   int // each round's POSTs go in this many slices, targets alternating
 	conns        int
@@ -64,9 +65,11 @@ type commandTarget struct {
 
 func fullConfig() config {
 	return config{
-		rounds:       5,
-		sse:          sseParams{events: 10, size: 200, interval: 20 * time.Millisecond},
-		sseStreams:   10,
+		rounds:     5,
+		sse:        sseParams{events: 10, size: 200, interval: 20 * time.Millisecond},
+		sseStreams: 10,
+		ws: wsParams{timed: sseParams{events: 10, size: 200, interval: 20 * time.Millisecond}, turns: 10,
+			quick: sseParams{events: 10, size: 200}, quickTurns: 100},
 		jsonRequests: 1000,
 		jsonSlices:   10,
 		conns:        64,
@@ -82,10 +85,12 @@ func fullConfig() config {
 
 func smokeConfig() config {
 	return config{
-		smoke:        true,
-		rounds:       1,
-		sse:          sseParams{events: 3, size: 200, interval: 5 * time.Millisecond},
-		sseStreams:   2,
+		smoke:      true,
+		rounds:     1,
+		sse:        sseParams{events: 3, size: 200, interval: 5 * time.Millisecond},
+		sseStreams: 2,
+		ws: wsParams{timed: sseParams{events: 3, size: 200, interval: 5 * time.Millisecond}, turns: 2,
+			quick: sseParams{events: 3, size: 200}, quickTurns: 5},
 		jsonRequests: 20,
 		jsonSlices:   2,
 		conns:        64,
@@ -340,6 +345,7 @@ func (b *bench) measure(ctx context.Context) {
 		end    func(t *target)
 	}{
 		{name: "sse", run: func(t *target) { measureSSE(ctx, t, cfg.sse, cfg.sseStreams) }},
+		{name: "websocket", run: func(t *target) { measureWebSocket(ctx, t, cfg.ws) }},
 		{name: "json", slices: cfg.jsonSlices,
 			run: func(t *target) {
 				lat := measureJSON(ctx, t, cfg.jsonRequests/cfg.jsonSlices)

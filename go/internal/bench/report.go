@@ -36,6 +36,10 @@ func (b *bench) rows() []row {
 		{mFirstEventP99, "SSE first event p99", "ms", 3, cmpDiff, cmpDiff},
 		{mEventDelayP50, "SSE per-event delay p50", "ms", 3, cmpDiff, cmpDiff},
 		{mEventDelayP99, "SSE per-event delay p99", "ms", 3, cmpDiff, cmpDiff},
+		{mWSDelayP50, "WebSocket per-message delay p50", "ms", 3, cmpDiff, cmpDiff},
+		{mWSDelayP99, "WebSocket per-message delay p99", "ms", 3, cmpDiff, cmpDiff},
+		{mWSTurnP50, fmt.Sprintf("WebSocket turn p50, %d events", c.ws.quick.events), "ms", 3, cmpDiff, cmpDiff},
+		{mPostTurnP50, fmt.Sprintf("POST SSE turn p50, %d events", c.ws.quick.events), "ms", 3, cmpDiff, cmpDiff},
 		{mJSONP50, "small JSON POST p50", "ms", 3, cmpDiff, cmpDiff},
 		{mJSONP99, "small JSON POST p99", "ms", 3, cmpDiff, cmpDiff},
 		{mThroughput, fmt.Sprintf("throughput, %d conns", c.conns), "req/s", 0, cmpRatio, cmpRatio},
@@ -123,6 +127,13 @@ func (b *bench) checks() []check {
 		return n - d, ok
 	}()
 	add("small JSON POST: added p50 <= 1.5x nginx's added", ok1 && ok2, pj <= 1.5*nj, "proxy added %.3f ms, nginx added %.3f ms", pj, nj)
+	pw, ok1 := added(mWSDelayP50)
+	nw, ok2 := func() (float64, bool) {
+		n, ok := get(nginx, mWSDelayP50)
+		d, _ := get(direct, mWSDelayP50)
+		return n - d, ok
+	}()
+	add("WebSocket per-message delay: added p50 <= nginx's added", ok1 && ok2, pw <= nw, "proxy added %.3f ms, nginx added %.3f ms", pw, nw)
 	pt, ok1 := get(proxy, mThroughput)
 	nt, ok2 := get(nginx, mThroughput)
 	add(fmt.Sprintf("throughput (%d conns) >= 0.8x nginx's", b.cfg.conns), ok1 && ok2 && nt > 0, pt >= 0.8*nt, "%.0f vs %.0f req/s (%.2fx)", pt, nt, pt/nt)

@@ -26,6 +26,10 @@ const (
 	mStartupP50    = "startup_p50_ms"
 	mStartupMax    = "startup_max_ms"
 	mIdleRSS       = "idle_rss_mib"
+	mWSDelayP50    = "ws_message_delay_p50_ms"
+	mWSDelayP99    = "ws_message_delay_p99_ms"
+	mWSTurnP50     = "ws_turn_p50_ms"
+	mPostTurnP50   = "post_turn_p50_ms"
 )
 
 // result gathers one target's samples, failures and final metrics.
@@ -40,6 +44,7 @@ type result struct {
 	failFirst map[string]string
 
 	firstEvent, eventDelay, jsonLatency, startup []time.Duration
+	wsDelay, wsTurn, postTurn                    []time.Duration
 }
 
 func newResult(name string) *result {
@@ -75,6 +80,12 @@ func (r *result) finish() {
 	r.setPercentiles(mFirstEventP50, mFirstEventP99, r.firstEvent)
 	r.setPercentiles(mEventDelayP50, mEventDelayP99, r.eventDelay)
 	r.setPercentiles(mJSONP50, mJSONP99, r.jsonLatency)
+	r.setPercentiles(mWSDelayP50, mWSDelayP99, r.wsDelay)
+	for k, d := range map[string][]time.Duration{mWSTurnP50: r.wsTurn, mPostTurnP50: r.postTurn} {
+		if len(d) > 0 {
+			r.Metrics[k] = ms(percentile(d, 0.5))
+		}
+	}
 	if len(r.startup) > 0 {
 		r.Metrics[mStartupP50] = ms(percentile(r.startup, 0.5))
 		r.Metrics[mStartupMax] = ms(slices.Max(r.startup))

@@ -86,6 +86,12 @@ func (u *upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bad authorization", http.StatusUnauthorized)
 		return
 	}
+	if r.Method == http.MethodGet && r.URL.Path == "/v1/responses" && r.Header.Get("Upgrade") != "" {
+		if err := serveWebSocket(w, r); err != nil {
+			u.count(target, func(c *upstreamCounts) { c.BadRequests++ })
+		}
+		return
+	}
 	if r.Method != http.MethodPost || r.URL.Path != "/v1/responses" {
 		u.count(target, func(c *upstreamCounts) { c.BadRequests++ })
 		http.Error(w, "not found", http.StatusNotFound)
@@ -141,10 +147,15 @@ func parseSSEParams(h http.Header) (sseParams, error) {
 	if err := errors.Join(err1, err2, err3); err != nil {
 		return sseParams{}, fmt.Errorf("parsing stream parameters: %w", err)
 	}
-	if events < 1 || events > maxEvents || size < 0 || size > maxEventSize || interval < 0 || interval > time.Minute {
-		return sseParams{}, errors.New("stream parameters out of range")
+	p := sseParams{events: events, size: size, interval: interval}
+	return p, p.check()
+}
+
+func (p sseParams) check() error {
+	if p.events < 1 || p.events > maxEvents || p.size < 0 || p.size > maxEventSize || p.interval < 0 || p.interval > time.Minute {
+		return errors.New("stream parameters out of range")
 	}
-	return sseParams{events: events, size: size, interval: interval}, nil
+	return nil
 }
 
 // serveSSE sends p.events events, the first at once and the others
@@ -158,23 +169,31 @@ func serveSSE(w http.ResponseWriter, r *http.Request, p sseParams) {
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	rc := http.NewResponseController(w)
+	sendEvents(r.Context(), p, func(ev []byte) error {
+		if _, err := w.Write(ev); err != nil {
+			return err
+		}
+		return rc.Flush()
+	})
+}
+
+// sendEvents passes p.events events to send, the first at once and the
+// others p.interval apart on a fixed schedule, until send fails or ctx ends.
+func sendEvents(ctx context.Context, p sseParams, send func(ev []byte) error) {
 	start := time.Now()
 	buf := make([]byte, 0, p.size+128)
 	for seq := 0; seq < p.events; seq++ {
 		if d := time.Until(start.Add(time.Duration(seq) * p.interval)); d > 0 {
 			t := time.NewTimer(d)
 			select {
-			case <-r.Context().Done():
+			case <-ctx.Done():
 				t.Stop()
 				return
 			case <-t.C:
 			}
 		}
 		buf = appendEvent(buf[:0], seq, time.Now().UnixNano(), p.size)
-		if _, err := w.Write(buf); err != nil {
-			return
-		}
-		if err := rc.Flush(); err != nil {
+		if send(buf) != nil {
 			return
 		}
 	}
@@ -205,11 +224,17 @@ func parseEvent(ev []byte) (seq int, stamp int64, err error) {
 	if !ok {
 		return 0, 0, fmt.Errorf("event without data: %.40q", s)
 	}
+	return parseEventData([]byte(strings.TrimSpace(data)))
+}
+
+// parseEventData parses the JSON of one event, as an SSE data line or a
+// WebSocket message carries it.
+func parseEventData(data []byte) (seq int, stamp int64, err error) {
 	var v struct {
 		Seq int   `json:"seq"`
 		T   int64 `json:"t"`
 	}
-	if err := json.Unmarshal([]byte(strings.TrimSpace(data)), &v); err != nil {
+	if err := json.Unmarshal(data, &v); err != nil {
 		return 0, 0, fmt.Errorf("parsing event data: %w", err)
 	}
 	return v.Seq, v.T, nil
