@@ -119,3 +119,23 @@ func TestEventRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// TestMeasureWebSocket: the WebSocket phase against the fake upstream
+// records every turn's messages in order, with our key, and without it
+// records a failure instead of figures.
+func TestMeasureWebSocket(t *testing.T) {
+	p := wsParams{timed: sseParams{events: 4, size: 300, interval: time.Millisecond}, turns: 3,
+		quick: sseParams{events: 2, size: 100}, quickTurns: 2}
+	tg, _ := newTestTarget(t, "Bearer "+testKey)
+	measureWebSocket(context.Background(), tg, p)
+	if tg.result.failed() || len(tg.result.wsDelay) != 12 || len(tg.result.wsTurn) != 2 || len(tg.result.postTurn) != 2 {
+		tg.result.finish()
+		t.Fatalf("got %d delays, %d WebSocket turns, %d POST turns, failures %v; want 12, 2, 2, none",
+			len(tg.result.wsDelay), len(tg.result.wsTurn), len(tg.result.postTurn), tg.result.Failures)
+	}
+	bad, u := newTestTarget(t, "Bearer sk-other")
+	measureWebSocket(context.Background(), bad, p)
+	if !bad.result.failed() || len(bad.result.wsDelay) != 0 || u.counts["test"].AuthFailures == 0 {
+		t.Errorf("with a wrong key: got failed=%v, %d delays; want a failure and none", bad.result.failed(), len(bad.result.wsDelay))
+	}
+}
