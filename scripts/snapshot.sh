@@ -7,14 +7,18 @@
 #
 # Checks, each fatal:
 #   - GoReleaser built HEAD (not its stand-in commit "none");
-#   - dist/checksums.txt verifies with sha256sum -c and lists all six archives
-#     and all six raw binaries, with the same sums dist/artifacts.json records;
+#   - dist/checksums.txt verifies with sha256sum -c and lists all six archives,
+#     all six raw binaries and all six SBOMs, with the same sums
+#     dist/artifacts.json records, and the README's download check
+#     (sha256sum --check --ignore-missing, then tar -x) works on an archive;
+#   - each SBOM lists exactly the Go toolchain and go/go.mod's modules at
+#     go.mod's versions, for its binary's OS and CPU (scripts/check_sbom.py);
 #   - each binary is for the OS and CPU its name says, the Linux ones are
 #     static (no PT_INTERP, no PT_DYNAMIC) and the macOS ones load only
 #     system libraries (macOS has no static executables);
 #   - reproducibility: the same sources built again by GoReleaser in another
 #     directory (a clone of HEAD, plus any uncommitted changes copied over)
-#     give byte-identical binaries.
+#     give byte-identical binaries and SBOMs.
 # Needs a git repository with at least one commit; a dirty tree is fine.
 set -euo pipefail
 
@@ -40,6 +44,9 @@ head=$(git rev-parse --verify --quiet HEAD) || die "the repository has no commit
 [[ -f scripts/stage_npm.py ]] || die "scripts/stage_npm.py is missing: cannot stage the npm package"
 
 goreleaser=$(scripts/tools.sh goreleaser)
+# .goreleaser.yaml's sboms: runs cyclonedx-gomod from PATH: the pinned one.
+cyclonedx=$(scripts/tools.sh cyclonedx-gomod)
+export PATH="${cyclonedx%/*}:$PATH"
 
 # Without a remote (a fresh `git init`, or this repository before it is
 # pushed), GoReleaser's snapshot mode drops all git information: commit
@@ -143,8 +150,8 @@ with open(os.path.join(dist, "checksums.txt"), encoding="utf-8") as f:
         listed[name] = digest
 if listed != recorded:
     fail(f"checksums.txt and artifacts.json disagree: {sorted(set(listed.items()) ^ set(recorded.items()))}")
-if len(listed) != 2 * len(TARGETS):
-    fail(f"checksums.txt lists {len(listed)} files, want {2 * len(TARGETS)} (an archive and a binary per target)")
+if len(listed) != 3 * len(TARGETS):
+    fail(f"checksums.txt lists {len(listed)} files, want {3 * len(TARGETS)} (an archive, a binary and an SBOM per target)")
 
 binaries = {}
 for a in artifacts:
@@ -168,6 +175,16 @@ check "$root/dist" >"$tmp/binaries"
 (cd "$tmp/sums" && sha256sum --strict --quiet -c "$root/dist/checksums.txt") ||
 	die "dist/checksums.txt does not verify"
 say "checksums verify; linux binaries are static, darwin ones load only system libraries"
+python3 scripts/check_sbom.py --dist dist --gomod go/go.mod
+
+# The README's release-download check, as a user runs it: one archive and
+# checksums.txt in an empty directory.
+archive=$(cd dist && ls codex-responses-api-proxy_*_linux_amd64.tar.gz)
+mkdir "$tmp/download"
+cp "dist/$archive" dist/checksums.txt "$tmp/download/"
+(cd "$tmp/download" && sha256sum --check --ignore-missing checksums.txt >&2 &&
+	tar -xzf "$archive" codex-responses-api-proxy && [[ -x codex-responses-api-proxy ]]) ||
+	die "the README's sha256sum --check and tar -x fail on $archive"
 
 if ((repro)); then
 	# Same sources, another directory: HEAD, plus uncommitted changes (tracked
@@ -191,7 +208,10 @@ if ((repro)); then
 	paste -d' ' "$tmp/binaries" "$tmp/binaries2" | while read -r target a _ b; do
 		cmp -s "$a" "$b" || die "$target binary differs between the two builds: $a $b"
 	done
-	say "the six binaries are byte-identical across the two builds"
+	for sbom in dist/*.sbom.json; do
+		cmp -s "$sbom" "$tmp/src/$sbom" || die "$sbom differs between the two builds"
+	done
+	say "the six binaries and their SBOMs are byte-identical across the two builds"
 fi
 
 say "staging the npm package into dist/npm/"
