@@ -6,7 +6,9 @@
 #   - every `uses:` names an action pinned to a full 40-hex commit SHA,
 #     followed by a `# vX.Y.Z` comment saying which release that is;
 #   - every checkout sets persist-credentials: false;
-#   - release.yml runs the GoReleaser version that scripts/tools.sh pins.
+#   - release.yml runs the GoReleaser version that scripts/tools.sh pins;
+#   - a workflow that attests (actions/attest-build-provenance) grants
+#     id-token: write and attestations: write, which the action needs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,6 +41,12 @@ for wf in "${workflows[@]}"; do
 	unpersisted=$(grep -cE '^\s+persist-credentials:\s+false\s*$' "$wf" || true)
 	if ((checkouts != unpersisted)); then
 		finding "$wf: $checkouts checkouts but $unpersisted 'persist-credentials: false'"
+	fi
+	if grep -qE 'uses:\s+actions/attest-build-provenance@' "$wf"; then
+		for perm in id-token attestations; do
+			grep -qE "^\s+$perm:\s+write(\s|$)" "$wf" ||
+				finding "$wf: attests build provenance but does not grant $perm: write"
+		done
 	fi
 done
 
