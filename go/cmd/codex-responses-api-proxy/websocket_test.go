@@ -5,11 +5,15 @@ package main_test
 // and over TLS.
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -386,5 +390,90 @@ func TestWebSocketShutdownGrace(t *testing.T) {
 	}
 	if code := p.waitExit(); code != 0 {
 		t.Errorf("exit code: got %d, want 0; stderr:\n%s", code, p.stderr.String())
+	}
+}
+
+// TestWebSocketDump: with --dump-dir, the deflate offer is dropped, and the
+// handshake and every message, both ways and in order, are dumped, text as
+// JSON when it parses; the key is in no dump (the harness checks).
+func TestWebSocketDump(t *testing.T) {
+	t.Parallel()
+	seen := make(chan seenRequest, 1)
+	up := wsUpstream(t, false, seen, func(ctx context.Context, c *websocket.Conn) {
+		for {
+			typ, msg, err := c.Read(ctx)
+			if err != nil || c.Write(ctx, typ, append([]byte(`{"echo":`), append(msg, '}')...)) != nil {
+				return
+			}
+		}
+	})
+	dir := filepath.Join(t.TempDir(), "dumps")
+	p := startProxy(t, options{up: up, dumpDir: dir, secrets: []string{"client-own-token"}})
+	c, _, err := p.wsDial(t, codexWSHeader())
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	if s := receive(t, seen); s.header.Get("Sec-WebSocket-Extensions") != "" {
+		t.Errorf("upstream got the deflate offer %q while dumping", s.header.Get("Sec-WebSocket-Extensions"))
+	}
+	big := `"` + strings.Repeat("y", 70000) + `"`
+	for _, msg := range []string{`{"type":"response.create"}`, big} {
+		wsWrite(t, c, msg)
+		if got := wsRead(t, c); got != `{"echo":`+msg+`}` {
+			t.Fatalf("echo: got %.60q", got)
+		}
+	}
+	c.Close(websocket.StatusNormalClosure, "done")
+
+	var files map[string]dumpFile
+	if !waitFor(ioTimeout, func() bool {
+		files = map[string]dumpFile{}
+		entries, _ := os.ReadDir(dir)
+		for _, e := range entries {
+			if m := dumpName.FindStringSubmatch(e.Name()); m != nil {
+				data, _ := os.ReadFile(filepath.Join(dir, e.Name()))
+				var f dumpFile
+				if json.Unmarshal(data, &f) == nil {
+					files[m[2]] = f
+				}
+			}
+		}
+		return len(files) == 2
+	}) {
+		t.Fatalf("dump files: got %d, want a request and a response", len(files))
+	}
+	if req := files["request"]; req.Method != http.MethodGet || !hasHeader(req.Headers, "Openai-Beta", "responses_websockets=2026-02-06") {
+		t.Errorf("request dump: got %s with %v, want GET with Codex's headers", req.Method, req.Headers)
+	}
+	res := files["response"]
+	var body struct {
+		Messages []struct {
+			From, Type string
+			Data       json.RawMessage
+		} `json:"websocket_messages"`
+	}
+	if err := json.Unmarshal(res.Body, &body); err != nil || res.Status != http.StatusSwitchingProtocols {
+		t.Fatalf("response dump: status %d, body %.200s: %v", res.Status, res.Body, err)
+	}
+	want := []string{
+		`client text {"type":"response.create"}`,
+		`upstream text {"echo":{"type":"response.create"}}`,
+		`client text ` + big,
+		`upstream text {"echo":` + big + `}`,
+		`client close`,
+		`upstream close`,
+	}
+	var got []string
+	for _, m := range body.Messages {
+		s := m.From + " " + m.Type
+		if m.Type == "text" {
+			var compact bytes.Buffer
+			json.Compact(&compact, m.Data) // the dump file is indented
+			s += " " + compact.String()
+		}
+		got = append(got, s)
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("dumped messages:\ngot  %.300q\nwant %.300q", got, want)
 	}
 }

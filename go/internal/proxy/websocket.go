@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/openai/codex-responses-api-proxy/go/internal/dump"
 	"github.com/openai/codex-responses-api-proxy/go/internal/httpsyntax"
 	"github.com/openai/codex-responses-api-proxy/go/internal/server"
 	"github.com/openai/codex-responses-api-proxy/go/internal/upstream"
@@ -78,6 +79,14 @@ func (h *Handler) webSocket(w *server.Response, r *server.Request, rec *record) 
 	}
 	key, _ := httpsyntax.Lookup(r.Fields, "Sec-WebSocket-Key")
 	fields := outboundFields(r.Fields)
+	var ex *dump.Exchange
+	if h.cfg.Dumper != nil {
+		// Frames are parsed for the dump only: uncompressed, they can be
+		// read without inflating (the bytes are relayed unchanged).
+		fields = withoutDeflate(fields)
+		ex = h.cfg.Dumper.Start()
+		ex.Request(r.Method, h.cfg.UpstreamURL, fields, new(dump.Body))
+	}
 	var resp *upstream.Response
 	var up *upstream.Upgraded
 	var err error
@@ -97,7 +106,7 @@ func (h *Handler) webSocket(w *server.Response, r *server.Request, rec *record) 
 	}
 	if up == nil {
 		// A refusal (401, 426, ...) is the client's to read, as for a POST.
-		h.answer(w, resp, rec, nil)
+		h.answer(w, resp, rec, ex)
 		return
 	}
 	defer up.Close()
@@ -114,7 +123,16 @@ func (h *Handler) webSocket(w *server.Response, r *server.Request, rec *record) 
 		return
 	}
 	rec.status = http.StatusSwitchingProtocols
-	rec.sent, rec.bytes = relayBoth(client, up, h.cfg.Logf)
+	var taps [2]io.Writer
+	var messages *wsRecorder
+	if ex != nil {
+		messages = &wsRecorder{}
+		taps = [2]io.Writer{&frameTap{rec: messages, from: "client"}, &frameTap{rec: messages, from: "upstream"}}
+	}
+	rec.sent, rec.bytes = relayBoth(client, up, taps, h.cfg.Logf)
+	if ex != nil {
+		ex.Response(http.StatusSwitchingProtocols, resp.Fields, messages.body(), false)
+	}
 }
 
 // duplex is one end of a relayed connection.
@@ -128,11 +146,11 @@ type duplex interface {
 // direction has ended: a clean end of one side's input is passed on as a
 // half-close, and an error in either direction closes both connections, so
 // the other direction ends too. It returns the bytes copied to up and to
-// client.
-func relayBoth(client, up duplex, logf func(string, ...any)) (toUp, toClient int64) {
+// client. taps, if set, see the bytes from the client and from up.
+func relayBoth(client, up duplex, taps [2]io.Writer, logf func(string, ...any)) (toUp, toClient int64) {
 	var wg sync.WaitGroup
-	wg.Go(func() { toUp = relayOne(up, client, "client to upstream", logf) })
-	toClient = relayOne(client, up, "upstream to client", logf)
+	wg.Go(func() { toUp = relayOne(up, client, taps[0], "client to upstream", logf) })
+	toClient = relayOne(client, up, taps[1], "upstream to client", logf)
 	wg.Wait()
 	client.Close()
 	up.Close()
@@ -143,8 +161,12 @@ func relayBoth(client, up duplex, logf func(string, ...any)) (toUp, toClient int
 // dst at the clean end of src; on an error it closes both. A half-close
 // that fails needs no word in the log: dst is gone, and its own direction
 // reports that.
-func relayOne(dst, src duplex, what string, logf func(string, ...any)) int64 {
-	n, err := stream(dst, noFlush, src)
+func relayOne(dst, src duplex, tap io.Writer, what string, logf func(string, ...any)) int64 {
+	var w io.Writer = dst
+	if tap != nil {
+		w = io.MultiWriter(dst, tap) // after dst: the dump never delays a byte
+	}
+	n, err := stream(w, noFlush, src)
 	if err == nil && dst.CloseWrite() == nil {
 		return n
 	}
