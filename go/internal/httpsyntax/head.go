@@ -73,13 +73,19 @@ type Head struct {
 
 // Read reads a head from br: a start line, unless start is false (a trailer
 // section), then field lines up to an empty line, in at most limit bytes.
-// Lines end in CRLF or LF (RFC 9112, 2.2); up to four empty lines before a
-// start line are skipped. A field line must be a token name, a colon with
-// nothing before it, and a value free of controls other than HTAB; an
-// obs-fold line continues the value before it, joined by one space
-// (RFC 9112, 5.2). A syntax error is ErrMalformed, a head over limit is
-// ErrTooLarge, an end of input within the head is io.ErrUnexpectedEOF, and
-// other read errors come back as they are (io.EOF before the first byte). Read never returns a byte of the head in an error.
+// Every line ends in CRLF, and no CR or LF appears anywhere else: a bare LF
+// or a bare CR is ErrMalformed (issue 12: RFC 9112, 2.2 lets a recipient
+// accept a bare LF, and each accepted variant is one more way for two
+// parsers to read the same bytes differently). Up to four empty lines before
+// a start line are skipped. The start line must be free of controls other
+// than HTAB; a field line must be a token name, a colon with nothing before
+// it, and a value free of controls other than HTAB. An obs-fold line (one
+// that starts with a space or a tab) is ErrMalformed (RFC 9112, 5.2 lets a
+// server answer 400 and a proxy answer 502). A syntax error is
+// ErrMalformed, a head over limit is ErrTooLarge, an end of input within the
+// head is io.ErrUnexpectedEOF, and other read errors come back as they are
+// (io.EOF before the first byte). Read never returns a byte of the head in
+// an error.
 func (h *Head) Read(br *bufio.Reader, limit int, start bool) error {
 	h.Start, h.Fields, h.raw, h.ends = "", nil, h.raw[:0], h.ends[:0]
 	read, empty := 0, 0
@@ -95,7 +101,11 @@ func (h *Head) Read(br *bufio.Reader, limit int, start bool) error {
 			}
 			return err
 		}
-		line = trimEOL(line)
+		n := len(line)
+		if n < 2 || line[n-2] != '\r' {
+			return ErrMalformed // a bare LF
+		}
+		line = line[:n-2]
 		switch {
 		case len(line) == 0 && start && len(h.ends) == 0:
 			if empty++; empty > maxEmptyLines {
@@ -105,15 +115,7 @@ func (h *Head) Read(br *bufio.Reader, limit int, start bool) error {
 		case len(line) == 0:
 			return h.split(start)
 		case line[0] == ' ' || line[0] == '\t':
-			// obs-fold: only after a field line.
-			if len(h.ends) == 0 || (start && len(h.ends) == 1) {
-				return ErrMalformed
-			}
-			h.raw = trimSpaceRight(h.raw[:h.ends[len(h.ends)-1]])
-			h.raw = append(h.raw, ' ')
-			h.raw = append(h.raw, trimSpace(line)...)
-			h.ends[len(h.ends)-1] = len(h.raw)
-			continue
+			return ErrMalformed // obs-fold
 		}
 		h.raw = append(h.raw, line...)
 		h.ends = append(h.ends, len(h.raw))
@@ -147,6 +149,9 @@ func (h *Head) split(start bool) error {
 	begin, i := 0, 0
 	if start {
 		h.Start = s[:h.ends[0]]
+		if !ValidFieldValue(h.Start) {
+			return ErrMalformed // a bare CR, say
+		}
 		begin, i = h.ends[0], 1
 	}
 	fields := make([]Field, 0, len(h.ends)-i)
@@ -166,14 +171,6 @@ func (h *Head) split(start bool) error {
 	return nil
 }
 
-func trimEOL(line []byte) []byte {
-	line = line[:len(line)-1]
-	if n := len(line); n > 0 && line[n-1] == '\r' {
-		line = line[:n-1]
-	}
-	return line
-}
-
 func isSpace(c byte) bool { return c == ' ' || c == '\t' }
 
 func trimSpace[S string | []byte](s S) S {
@@ -184,11 +181,4 @@ func trimSpace[S string | []byte](s S) S {
 		s = s[:len(s)-1]
 	}
 	return s
-}
-
-func trimSpaceRight(b []byte) []byte {
-	for len(b) > 0 && isSpace(b[len(b)-1]) {
-		b = b[:len(b)-1]
-	}
-	return b
 }

@@ -307,6 +307,41 @@ func TestParseResponse(t *testing.T) {
 			wantErr:   httpsyntax.ErrMalformed,
 			wantConns: 2,
 		},
+		// Line ends: CRLF only, as for requests (issue 12).
+		{
+			name:      "bare LF line ends",
+			answer:    "HTTP/1.1 200 OK\nContent-Length: 2\n" + secretField + "\nok",
+			wantErr:   httpsyntax.ErrMalformed,
+			wantConns: 2,
+		},
+		{
+			name:      "bare LF in a field",
+			answer:    "HTTP/1.1 200 OK\r\nX-A: a\nContent-Length: 2\r\n" + secretField + "\r\nok",
+			wantErr:   httpsyntax.ErrMalformed,
+			wantConns: 2,
+		},
+		{
+			name:      "bare CR in the reason phrase",
+			answer:    "HTTP/1.1 200 O\rK\r\nContent-Length: 2\r\n" + secretField + "\r\nok",
+			wantErr:   httpsyntax.ErrMalformed,
+			wantConns: 2,
+		},
+		{
+			name:      "obs-fold",
+			answer:    "HTTP/1.1 200 OK\r\nX-A: a\r\n b\r\nContent-Length: 2\r\n" + secretField + "\r\nok",
+			wantErr:   httpsyntax.ErrMalformed,
+			wantConns: 2,
+		},
+		{
+			name:        "chunked with a bare LF in its trailer",
+			answer:      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nX-T: 1\n\r\n",
+			wantStatus:  200,
+			wantFields:  fields("Transfer-Encoding", "chunked"),
+			wantLength:  -1,
+			wantBody:    "ok",
+			wantBodyErr: httpsyntax.ErrMalformed,
+			wantConns:   2,
+		},
 		{
 			name:      "oversized field",
 			answer:    "HTTP/1.1 200 OK\r\nX-Secret: " + strings.Repeat(respSecret, maxResponseHead/len(respSecret)+1) + "\r\n\r\n",
