@@ -582,3 +582,108 @@ func TestQuote(t *testing.T) {
 		})
 	}
 }
+
+// chunkErrors are chunked bodies whose framing breaks, each after a valid
+// prefix (see TestChunkedFramingErrors); status is the answer to each.
+var chunkErrors = []struct {
+	name   string
+	body   string
+	status int
+}{
+	{"size not hex", "zz\r\nhello\r\n0\r\n\r\n", 400},
+	{"negative size", "-5\r\nhello\r\n0\r\n\r\n", 400},
+	{"size with 0x", "0x5\r\nhello\r\n0\r\n\r\n", 400},
+	{"size overflows 64 bits", "10000000000000000\r\nhello\r\n0\r\n\r\n", 400},
+	{"empty size", "\r\nhello\r\n0\r\n\r\n", 400},
+	{"bare LF after the size", "5\nhello\r\n0\r\n\r\n", 400},
+	{"data longer than its size", "3\r\nhello\r\n0\r\n\r\n", 400},
+	{"data shorter than its size, then the end", "5\r\nhel", 400},
+	{"no CRLF after the data", "5\r\nhelloXY0\r\n\r\n", 400},
+	{"bare LF after the data", "5\r\nhello\n0\r\n\r\n", 400},
+	{"no last chunk", "5\r\nhello\r\n", 400},
+	{"malformed trailer field", "5\r\nhello\r\n0\r\nX-T a\r\n\r\n", 400},
+	{"bare LF in the trailer section", "5\r\nhello\r\n0\r\nX-T: 1\n\r\n", 400},
+	{"trailer section not ended", "5\r\nhello\r\n0\r\nX-T: 1\r\n", 400},
+	{"over the body limit", "800\r\n" + strings.Repeat("a", 0x800) + "\r\n0\r\n\r\n", 413},
+}
+
+// sendHalfClosed sends req on a new connection, half-closes it so the
+// proxy sees the end of its input, and returns the response.
+func (h *harness) sendHalfClosed(t *testing.T, req string) *http.Response {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", h.addr, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	go func() {
+		io.WriteString(c, req)
+		c.(*net.TCPConn).CloseWrite()
+	}()
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("reading response: %v", err)
+	}
+	return resp
+}
+
+// TestChunkedFramingErrors: a chunked body that ends within the inline
+// window (32 KiB) is read and checked whole before the upstream is
+// contacted, so each framing error is answered with nothing forwarded; past
+// the window the body streams, and the same error aborts the upstream
+// request, which never sees a complete body (issue 12).
+func TestChunkedFramingErrors(t *testing.T) {
+	const head = "POST /v1/responses HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+	t.Run("within the window", func(t *testing.T) {
+		h := newHarness(t, Config{MaxBodyBytes: 1 << 10}, func(w http.ResponseWriter, r *http.Request) {
+			io.Copy(io.Discard, r.Body)
+		})
+		for _, tt := range chunkErrors {
+			t.Run(tt.name, func(t *testing.T) {
+				resp := h.sendHalfClosed(t, head+"2\r\n{}\r\n"+tt.body)
+				resp.Body.Close()
+				if resp.StatusCode != tt.status || !resp.Close {
+					t.Errorf("got %d (close %v), want %d and Connection: close", resp.StatusCode, resp.Close, tt.status)
+				}
+				if n := h.hits.Load(); n != 0 {
+					t.Errorf("upstream hits: got %d, want 0", n)
+				}
+			})
+		}
+	})
+	t.Run("past the window", func(t *testing.T) {
+		const limit = 48 << 10
+		aborted := make(chan bool, 1)
+		h := newHarness(t, Config{MaxBodyBytes: limit}, func(w http.ResponseWriter, r *http.Request) {
+			_, err := io.Copy(io.Discard, r.Body)
+			aborted <- err != nil
+		})
+		prefix := fmt.Sprintf("%x\r\n%s\r\n", 40<<10, strings.Repeat("a", 40<<10))
+		for _, tt := range chunkErrors {
+			t.Run(tt.name, func(t *testing.T) {
+				body := tt.body
+				if tt.status == http.StatusRequestEntityTooLarge {
+					body = fmt.Sprintf("%x\r\n%s\r\n0\r\n\r\n", 10<<10, strings.Repeat("a", 10<<10))
+				}
+				before := h.hits.Load()
+				resp := h.sendHalfClosed(t, head+prefix+body)
+				resp.Body.Close()
+				if resp.StatusCode != tt.status || !resp.Close {
+					t.Errorf("got %d (close %v), want %d and Connection: close", resp.StatusCode, resp.Close, tt.status)
+				}
+				if n := h.hits.Load() - before; n != 1 {
+					t.Fatalf("upstream hits: got %d, want 1 (the body is past the window)", n)
+				}
+				select {
+				case a := <-aborted:
+					if !a {
+						t.Errorf("the upstream read a complete body")
+					}
+				case <-time.After(5 * time.Second):
+					t.Errorf("the upstream request was not aborted")
+				}
+			})
+		}
+	})
+}

@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -65,7 +66,7 @@ func (h *head) build(c *Client, fields []httpsyntax.Field, contentLength int64) 
 		b = strconv.AppendInt(b, contentLength, 10)
 		b = append(b, "\r\n\r\n"...)
 	default:
-		b = append(b, "Transfer-Encoding: chunked\r\n\r\n"...)
+		b = append(b, teChunked...)
 	}
 	h.buf = b
 	return split, nil
@@ -103,6 +104,45 @@ func (h *head) readBody(body io.Reader, n int) error {
 	h.buf = slices.Grow(h.buf, n)[:start+n]
 	return readInline(body, h.buf[start:])
 }
+
+// readAhead reads a body of unknown length, which build framed as chunked,
+// up to one byte past the inline window, growing the head as the body comes
+// (issue 5). A body that ends within the window is read to its end, so
+// every framing error of the client's (a bad chunk, a malformed trailer
+// section, a body over the caller's limit) comes back before the upstream
+// is contacted (issue 12); it is then re-framed with its Content-Length and
+// leaves with the head, and rest is nil. A longer body is streamed chunked:
+// rest yields what was read ahead, then the remainder. tail is what
+// follows the Auth line: the framing field, the empty line, and an inline
+// body.
+func (h *head) readAhead(body io.Reader) (tail []byte, rest io.Reader, err error) {
+	start := len(h.buf) // after "Transfer-Encoding: chunked\r\n\r\n"
+	const window = bodyBufSize + 1
+	for len(h.buf)-start < window {
+		if len(h.buf) == cap(h.buf) {
+			h.buf = slices.Grow(h.buf, min(window-(len(h.buf)-start), max(len(h.buf)-start, 4<<10)))
+		}
+		n, err := body.Read(h.buf[len(h.buf):min(cap(h.buf), start+window)])
+		h.buf = h.buf[:len(h.buf)+n]
+		if err == io.EOF {
+			// "Content-Length: 32768\r\n\r\n" is shorter than the chunked
+			// framing it replaces, so it fits in front of the body.
+			var framing [len(teChunked)]byte
+			f := strconv.AppendInt(append(framing[:0], "Content-Length: "...), int64(len(h.buf)-start), 10)
+			f = append(f, "\r\n\r\n"...)
+			return h.buf[start-copy(h.buf[start-len(f):start], f):], nil, nil
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+	}
+	ahead := bytes.Clone(h.buf[start:]) // h goes back to its pool when Do returns
+	h.buf = h.buf[:start]
+	return h.buf[start-len(teChunked):], io.MultiReader(bytes.NewReader(ahead), body), nil
+}
+
+// teChunked is the framing of a body of unknown length.
+const teChunked = "Transfer-Encoding: chunked\r\n\r\n"
 
 // reserved headers are written by Do itself; letting the caller add them
 // would duplicate the key or desynchronise the framing (request smuggling).

@@ -215,8 +215,11 @@ func newTLSConfig(serverName string, roots *x509.CertPool) *tls.Config {
 // fields must already be filtered by the caller; Host, Authorization,
 // Content-Length and Transfer-Encoding in it are an error, as is any name
 // that is not a token or any value with a control character. contentLength
-// >= 0 sends exactly that many bytes of body (fewer is an error); < 0 sends
-// the body chunked, terminated only after body returned io.EOF. A body read
+// >= 0 sends exactly that many bytes of body (fewer is an error); < 0 is a
+// body of unknown length: one that ends within 32 KiB is read to its end
+// before the upstream is contacted and sent with its Content-Length, so its
+// read errors are returned with nothing sent (issue 12); a longer one is
+// sent chunked, terminated only after body returned io.EOF. A body read
 // error aborts the connection and is wrapped in the returned error (also by
 // Response.Body.Read when the response has already arrived).
 //
@@ -265,6 +268,16 @@ func (c *Client) DoAuth(ctx context.Context, auth []byte, fields []httpsyntax.Fi
 		body, contentLength = http.NoBody, 0
 	}
 	head := [][]byte{h.buf[:split], auth, h.buf[split:]}
+	if contentLength < 0 {
+		tail, rest, err := h.readAhead(body)
+		if err != nil {
+			return nil, fmt.Errorf("reading request body: %w", err)
+		}
+		head[2] = tail
+		if body = rest; rest == nil {
+			body, contentLength = http.NoBody, 0
+		}
+	}
 	for fresh := false; ; fresh = true {
 		pc, reused, err := c.getConn(ctx, fresh, contentLength == 0)
 		if err != nil {

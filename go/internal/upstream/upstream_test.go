@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -63,23 +64,41 @@ func TestWireBytes(t *testing.T) {
 			contentLength: 13,
 			wantTail:      "Content-Length: 13\r\n\r\n{\"model\":\"x\"}",
 		},
+		// A body of unknown length that ends within the inline window is
+		// read whole, then sent with its length (issue 12).
 		{
-			name:          "chunked",
+			name:          "unknown length, small",
 			body:          &piecesReader{pieces: []string{"hello", " world!"}},
 			contentLength: -1,
-			wantTail:      "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n7\r\n world!\r\n0\r\n\r\n",
+			wantTail:      "Content-Length: 12\r\n\r\nhello world!",
 		},
 		{
-			name:          "chunked eof with data",
+			name:          "unknown length, eof with data",
 			body:          &piecesReader{pieces: []string{"abc"}, eofWithLast: true},
 			contentLength: -1,
-			wantTail:      "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+			wantTail:      "Content-Length: 3\r\n\r\nabc",
 		},
 		{
-			name:          "empty chunked",
+			name:          "unknown length, empty",
 			body:          nil,
 			contentLength: -1,
-			wantTail:      "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+			wantTail:      "Content-Length: 0\r\n\r\n",
+		},
+		{
+			name:          "unknown length, exactly the window",
+			body:          strings.NewReader(strings.Repeat("a", bodyBufSize)),
+			contentLength: -1,
+			wantTail:      fmt.Sprintf("Content-Length: %d\r\n\r\n%s", bodyBufSize, strings.Repeat("a", bodyBufSize)),
+		},
+		{
+			name:          "unknown length, past the window: chunked",
+			body:          &piecesReader{pieces: []string{strings.Repeat("a", bodyBufSize-1), "bc", "d"}},
+			contentLength: -1,
+			// The read-ahead goes out in copy-buffer chunks, then the rest.
+			wantTail: "Transfer-Encoding: chunked\r\n\r\n" +
+				fmt.Sprintf("%x\r\n%s\r\n", bodyBufSize-chunkPre-chunkPost, strings.Repeat("a", bodyBufSize-chunkPre-chunkPost)) +
+				fmt.Sprintf("%x\r\n%s\r\n", chunkPre+chunkPost+1, strings.Repeat("a", chunkPre+chunkPost-1)+"bc") +
+				"1\r\nd\r\n0\r\n\r\n",
 		},
 		{
 			name:          "empty",
@@ -356,11 +375,22 @@ func TestBodyReadError(t *testing.T) {
 		wantNoConn    bool
 	}{
 		{
-			name:          "chunked",
+			name:          "unknown length",
+			body:          &piecesReader{pieces: []string{strings.Repeat("a", streamed)}, err: errBoom},
+			contentLength: -1,
+			wantErr:       errBoom,
+			// What was read ahead (the window and a byte) in copy-buffer
+			// chunks, then the rest; no last chunk.
+			wantWire: fmt.Sprintf("%x\r\n%s\r\n", bodyBufSize-chunkPre-chunkPost, strings.Repeat("a", bodyBufSize-chunkPre-chunkPost)) +
+				fmt.Sprintf("%x\r\n%s\r\n", chunkPre+chunkPost+1, strings.Repeat("a", chunkPre+chunkPost+1)) +
+				fmt.Sprintf("%x\r\n%s\r\n", streamed-bodyBufSize-1, strings.Repeat("a", streamed-bodyBufSize-1)),
+		},
+		{
+			name:          "unknown length within the window",
 			body:          &piecesReader{pieces: []string{"part"}, err: errBoom},
 			contentLength: -1,
 			wantErr:       errBoom,
-			wantWire:      "4\r\npart\r\n",
+			wantNoConn:    true,
 		},
 		{
 			name:          "content-length",
