@@ -654,7 +654,7 @@ func TestChunkedFramingErrors(t *testing.T) {
 	})
 	t.Run("past the window", func(t *testing.T) {
 		const limit = 48 << 10
-		aborted := make(chan bool, 1)
+		aborted := make(chan bool, len(chunkErrors)) // never blocks a handler
 		h := newHarness(t, Config{MaxBodyBytes: limit}, func(w http.ResponseWriter, r *http.Request) {
 			_, err := io.Copy(io.Discard, r.Body)
 			aborted <- err != nil
@@ -666,22 +666,20 @@ func TestChunkedFramingErrors(t *testing.T) {
 				if tt.status == http.StatusRequestEntityTooLarge {
 					body = fmt.Sprintf("%x\r\n%s\r\n0\r\n\r\n", 10<<10, strings.Repeat("a", 10<<10))
 				}
-				before := h.hits.Load()
 				resp := h.sendHalfClosed(t, head+prefix+body)
 				resp.Body.Close()
 				if resp.StatusCode != tt.status || !resp.Close {
 					t.Errorf("got %d (close %v), want %d and Connection: close", resp.StatusCode, resp.Close, tt.status)
 				}
-				if n := h.hits.Load() - before; n != 1 {
-					t.Fatalf("upstream hits: got %d, want 1 (the body is past the window)", n)
-				}
+				// The upstream was contacted (the body is past the window)
+				// and its request aborted; the answer may come first.
 				select {
 				case a := <-aborted:
 					if !a {
 						t.Errorf("the upstream read a complete body")
 					}
 				case <-time.After(5 * time.Second):
-					t.Errorf("the upstream request was not aborted")
+					t.Errorf("the upstream request was not made, or not aborted")
 				}
 			})
 		}
