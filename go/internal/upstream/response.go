@@ -54,6 +54,17 @@ func parseResponse(br *bufio.Reader, h *httpsyntax.Head) (resp *Response, closeA
 	resp = &Response{StatusCode: status, Fields: h.Fields, ContentLength: -1}
 	closeAfter = proto == "HTTP/1.0" && !httpsyntax.HasToken(h.Fields, "Connection", "keep-alive")
 	closeAfter = closeAfter || httpsyntax.HasToken(h.Fields, "Connection", "close")
+	// Every Content-Length is checked, even where it frames nothing (1xx,
+	// 204, 304, beside chunked), as net/http checks it (issue 12).
+	cl, nCL := httpsyntax.Lookup(h.Fields, "Content-Length")
+	var length int64
+	if nCL > 0 {
+		n, ok := parseLength(h.Fields, cl)
+		if !ok {
+			return nil, false, fmt.Errorf("%w: bad Content-Length", errMalformedResponse)
+		}
+		length = n
+	}
 	if status < 200 {
 		// Informational: no body (RFC 9110, 15.2); the exchange skips it,
 		// or refuses a 101.
@@ -61,7 +72,6 @@ func parseResponse(br *bufio.Reader, h *httpsyntax.Head) (resp *Response, closeA
 		return resp, closeAfter, nil
 	}
 	te, nTE := httpsyntax.Lookup(h.Fields, "Transfer-Encoding")
-	cl, nCL := httpsyntax.Lookup(h.Fields, "Content-Length")
 	switch {
 	case status == http.StatusNoContent || status == http.StatusNotModified:
 		resp.ContentLength, resp.Body = 0, http.NoBody
@@ -75,12 +85,8 @@ func parseResponse(br *bufio.Reader, h *httpsyntax.Head) (resp *Response, closeA
 		closeAfter = closeAfter || nCL > 0 || proto == "HTTP/1.0" // RFC 9112, 6.1: faulty framing
 		resp.Body = &chunkedBody{r: httputil.NewChunkedReader(br), br: br, head: h}
 	case nCL > 0:
-		n, ok := parseLength(h.Fields, cl)
-		if !ok {
-			return nil, false, fmt.Errorf("%w: bad Content-Length", errMalformedResponse)
-		}
-		resp.ContentLength, resp.Body = n, &fixedBody{br: br, left: n}
-		if n == 0 {
+		resp.ContentLength, resp.Body = length, &fixedBody{br: br, left: length}
+		if length == 0 {
 			resp.Body = http.NoBody
 		}
 	default:
