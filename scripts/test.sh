@@ -18,7 +18,7 @@ step "go test -race"
 
 step "fuzz targets, briefly"
 # -fuzzminimizetime keeps the fuzzer running inputs instead of shrinking them.
-for target in internal/apikey:FuzzReadKey internal/proxy:FuzzAllowRequest internal/proxy:FuzzHeaderFilter internal/server:FuzzReadRequest internal/httpsyntax:FuzzHeadRead internal/upstream:FuzzParseResponse internal/oidc:FuzzParseExchange internal/oidc:FuzzParseJWT; do
+for target in internal/apikey:FuzzReadKey internal/proxy:FuzzAllowRequest internal/proxy:FuzzHeaderFilter internal/server:FuzzReadRequest internal/httpsyntax:FuzzHeadRead internal/upstream:FuzzParseResponse internal/oidc:FuzzParseExchange internal/oidc:FuzzParseJWT internal/server:FuzzRequestParity internal/upstream:FuzzResponseParity; do
   (cd go && go test -run='^$' -fuzz="^${target#*:}\$" -fuzztime=5s -fuzzminimizetime=1s "./${target%%:*}")
 done
 
