@@ -38,6 +38,12 @@ var errMalformedResponse = errors.New("malformed response from upstream")
 // connection cannot carry another request after this response. Errors
 // never hold a byte of the response.
 func parseResponse(br *bufio.Reader, h *httpsyntax.Head) (resp *Response, closeAfter bool, err error) {
+	// Head.Read skips empty lines before a start line, which RFC 9112, 2.2
+	// asks of servers only; a response starts with its status line, as
+	// net/http requires (FuzzResponseParity, issue 12).
+	if b, _ := br.Peek(1); len(b) == 1 && (b[0] == '\r' || b[0] == '\n') {
+		return nil, false, fmt.Errorf("%w: empty line before the status line", errMalformedResponse)
+	}
 	if err := h.Read(br, maxResponseHead, true); err != nil {
 		if errors.Is(err, httpsyntax.ErrMalformed) || errors.Is(err, httpsyntax.ErrTooLarge) {
 			return nil, false, fmt.Errorf("%w: %w", errMalformedResponse, err)
