@@ -128,15 +128,17 @@ func (h *Handler) logAccess(r *server.Request, rec *record, start time.Time) {
 	if id == "" {
 		id = "-"
 	}
+	// The method is a token, but of any length the head allows: bounded
+	// like the target (issue 15).
 	if rec.status == http.StatusSwitchingProtocols {
 		// One line per WebSocket, when it has closed (issue 11).
 		h.cfg.Logf("%s %s %d %dB %s upstream_request_id=%s websocket_sent=%dB",
-			r.Method, quote(r.Target), rec.status, rec.bytes,
+			quote(r.Method), quote(r.Target), rec.status, rec.bytes,
 			time.Since(start).Round(time.Microsecond), quote(id), rec.sent)
 		return
 	}
 	h.cfg.Logf("%s %s %d %dB %s upstream_request_id=%s",
-		r.Method, quote(r.Target), rec.status, rec.bytes,
+		quote(r.Method), quote(r.Target), rec.status, rec.bytes,
 		time.Since(start).Round(time.Microsecond), quote(id))
 }
 

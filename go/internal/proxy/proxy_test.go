@@ -685,3 +685,53 @@ func TestChunkedFramingErrors(t *testing.T) {
 		}
 	})
 }
+
+// TestAccessLogBounded: a method as long as the head allows is logged
+// bounded, like the target (issue 15).
+func TestAccessLogBounded(t *testing.T) {
+	h := newHarness(t, Config{}, func(w http.ResponseWriter, r *http.Request) {
+		t.Error("a refused request reached the upstream")
+	})
+	method := strings.Repeat("M", 60000)
+	target := "/" + strings.Repeat("t", 60000)
+	for _, tt := range []struct{ name, method, target string }{
+		{name: "long method", method: method, target: "/v1/responses"},
+		{name: "long target", method: "POST", target: target},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			resp := h.raw(t, tt.method+" "+tt.target+" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusForbidden {
+				t.Fatalf("got %d, want 403", resp.StatusCode)
+			}
+			var line string
+			if !waitForLog(h, 2*time.Second, func(l string) bool { return strings.Contains(l, " 403 ") && strings.HasPrefix(l, tt.method[:4]) }, &line) {
+				t.Fatalf("no access line in %.300q", h.logs)
+			}
+			if len(line) > 400 {
+				t.Errorf("access line is %d bytes, want at most 400: %.300q", len(line), line)
+			}
+			if want := quote(tt.method) + " " + quote(tt.target) + " 403 "; !strings.HasPrefix(line, want) {
+				t.Errorf("got %.300q, want it to start with %q", line, want)
+			}
+		})
+	}
+}
+
+// waitForLog polls h's log for a line that match accepts.
+func waitForLog(h *harness, d time.Duration, match func(string) bool, line *string) bool {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		h.logs.mu.Lock()
+		lines := slices.Clone(h.logs.lines)
+		h.logs.mu.Unlock()
+		for _, l := range lines {
+			if match(l) {
+				*line = l
+				return true
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return false
+}
