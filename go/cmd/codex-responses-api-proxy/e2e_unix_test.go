@@ -153,3 +153,51 @@ func TestServerInfoSymlinkRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestMidStreamFailureResets: when the upstream fails mid-stream, the
+// client connection ends with a TCP reset, whatever the client's framing:
+// for HTTP/1.0, whose answer of unknown length is delimited by the close,
+// a clean FIN would look like a complete response (issue 15).
+func TestMidStreamFailureResets(t *testing.T) {
+	t.Parallel()
+	const event = "event: one\ndata: {}\n\n"
+	upstreams := []struct{ name, head string }{
+		{name: "upstream chunked", head: "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n" +
+			fmt.Sprintf("%x\r\n%s\r\n", len(event), event)},
+		{name: "upstream content-length", head: "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"partial\":"},
+		{name: "upstream close-delimited", head: "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n" + event},
+	}
+	for _, u := range upstreams {
+		for _, proto := range []string{"HTTP/1.0", "HTTP/1.1"} {
+			t.Run(u.name+" client "+proto, func(t *testing.T) {
+				t.Parallel()
+				up := newUpstream(t, false, func(w http.ResponseWriter, r *http.Request) {
+					io.Copy(io.Discard, r.Body)
+					c, bw, err := http.NewResponseController(w).Hijack()
+					if err != nil {
+						return
+					}
+					bw.WriteString(u.head)
+					bw.Flush()
+					time.Sleep(100 * time.Millisecond)
+					if tc, ok := c.(*net.TCPConn); ok {
+						tc.SetLinger(0)
+					}
+					c.Close()
+				})
+				p := startProxy(t, options{up: up})
+				c := p.dial()
+				defer c.Close()
+				req := "POST /v1/responses " + proto + "\r\nHost: " + p.addr + "\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+				if _, err := io.WriteString(c, req); err != nil {
+					t.Fatal(err)
+				}
+				c.SetReadDeadline(time.Now().Add(ioTimeout))
+				got, err := io.ReadAll(c)
+				if !errors.Is(err, syscall.ECONNRESET) {
+					t.Errorf("got %v after %q, want ECONNRESET", err, got)
+				}
+			})
+		}
+	}
+}

@@ -136,3 +136,12 @@ func (c *conn) CloseWrite() error {
 	}
 	return errors.ErrUnsupported
 }
+
+// SetLinger passes through to *net.TCPConn, so a server can end an aborted
+// response with a reset.
+func (c *conn) SetLinger(sec int) error {
+	if l, ok := c.Conn.(interface{ SetLinger(int) error }); ok {
+		return l.SetLinger(sec)
+	}
+	return errors.ErrUnsupported
+}

@@ -133,6 +133,7 @@ func (c *conn) handle(req *request) (keep bool) {
 		if !finished { // the handler panicked
 			c.unwatch()
 			w.abort()
+			c.resetOnClose()
 		}
 	}()
 	c.s.Handler.Serve(w, req.r)
@@ -210,6 +211,16 @@ func (c *conn) unwatch() {
 		c.rwc.SetReadDeadline(time.Unix(1, 0))
 		<-done
 		c.rwc.SetReadDeadline(time.Time{})
+	}
+}
+
+// resetOnClose makes the close that follows an aborted response a TCP
+// reset: for a response delimited by the close (HTTP/1.0 without
+// Content-Length), a clean FIN would look like a complete one (issue 15).
+// Best effort: a connection without SetLinger just closes.
+func (c *conn) resetOnClose() {
+	if l, ok := c.rwc.(interface{ SetLinger(int) error }); ok {
+		l.SetLinger(0)
 	}
 }
 
