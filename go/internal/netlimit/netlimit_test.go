@@ -62,12 +62,13 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 // roundTrip sends request on c, reads the answer until EOF (not a reset)
-// within 1 s, and checks its status and body. It returns the response and how
-// long the exchange took.
+// within 5 s, and checks its status and body. It returns the response and how
+// long the exchange took. The bound is generous: under wine, the first
+// exchange after TestFlood's thousand connections takes up to 1.1 s.
 func roundTrip(t *testing.T, c net.Conn, wantStatus int, wantBody string) (*http.Response, time.Duration) {
 	t.Helper()
 	start := time.Now()
-	c.SetDeadline(start.Add(time.Second))
+	c.SetDeadline(start.Add(5 * time.Second))
 	if _, err := io.WriteString(c, request); err != nil {
 		t.Fatalf("writing request: %v", err)
 	}
@@ -175,9 +176,14 @@ func TestNoLimit(t *testing.T) {
 	}
 }
 
-// openFDs counts this process's open descriptors, or returns -1 where
-// /proc/self/fd does not exist.
+// openFDs counts this process's open descriptors on Linux, or returns -1.
+// Elsewhere /proc/self/fd is not ours even where it exists: under wine, a
+// Windows program reads it through drive Z: and sees wine's own descriptor
+// cache, which lags behind closed sockets (issue 13).
 func openFDs() int {
+	if runtime.GOOS != "linux" {
+		return -1
+	}
 	entries, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
 		return -1

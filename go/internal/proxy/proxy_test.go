@@ -312,7 +312,12 @@ func takeBaseline() baseline {
 	return baseline{runtime.NumGoroutine(), countFDs()}
 }
 
+// countFDs counts open descriptors on Linux only, as netlimit's openFDs does
+// (under wine, /proc/self/fd is wine's descriptor cache).
 func countFDs() int {
+	if runtime.GOOS != "linux" {
+		return -1
+	}
 	entries, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
 		return -1
