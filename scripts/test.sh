@@ -37,6 +37,9 @@ step "snapshot build, reproducibility, npm end-to-end"
 scripts/snapshot.sh
 scripts/e2e_npm.sh
 
+step "linux/arm64 under qemu, windows/amd64 under wine (the snapshot's binaries)"
+scripts/platforms.sh
+
 step "benchmark smoke"
 scripts/bench.sh --smoke
 
