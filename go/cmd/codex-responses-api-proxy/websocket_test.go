@@ -8,14 +8,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -346,50 +344,6 @@ func TestWebSocketUpstreamAnswers(t *testing.T) {
 				t.Error("the connection stays open after a refused upgrade; want Connection: close")
 			}
 		})
-	}
-}
-
-// TestWebSocketShutdownGrace: on SIGTERM an open WebSocket keeps working for
-// the grace period, and is then closed; the proxy exits 0.
-func TestWebSocketShutdownGrace(t *testing.T) {
-	t.Parallel()
-	up := wsUpstream(t, false, nil, func(ctx context.Context, c *websocket.Conn) {
-		for {
-			typ, msg, err := c.Read(ctx)
-			if err != nil || c.Write(ctx, typ, msg) != nil {
-				return
-			}
-		}
-	})
-	p := startProxy(t, options{up: up})
-	c, _, err := p.wsDial(t, nil)
-	if err != nil {
-		t.Fatalf("dial: %v", err)
-	}
-	wsWrite(t, c, "before")
-	if got := wsRead(t, c); got != "before" {
-		t.Fatalf("echo: got %q", got)
-	}
-	p.signal(syscall.SIGTERM)
-	start := time.Now()
-	time.Sleep(time.Second)
-	wsWrite(t, c, "during the grace period")
-	if got := wsRead(t, c); got != "during the grace period" {
-		t.Fatalf("echo during the grace period: got %q", got)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*ioTimeout)
-	defer cancel()
-	_, _, err = c.Read(ctx)
-	elapsed := time.Since(start)
-	if err == nil || errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("read after the grace period: got %v, want the socket closed", err)
-	}
-	// The grace period is 5 s (main.shutdownGrace).
-	if elapsed < 4*time.Second || elapsed > 5*time.Second+ioTimeout {
-		t.Errorf("socket closed %v after SIGTERM, want about 5s", elapsed)
-	}
-	if code := p.waitExit(); code != 0 {
-		t.Errorf("exit code: got %d, want 0; stderr:\n%s", code, p.stderr.String())
 	}
 }
 

@@ -174,8 +174,11 @@ func (c *client) gone() {
 	}
 }
 
+// isReset reports a connection reset. On Windows a reset is WSAECONNRESET
+// (10054), which syscall.ECONNRESET does not match (found under wine, issue 13).
 func isReset(err error) bool {
-	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		runtime.GOOS == "windows" && errors.Is(err, syscall.Errno(10054))
 }
 
 func get(path string) string {
