@@ -6,7 +6,8 @@
 # of its own. Needs root (it installs Debian packages), Go, npm and Python 3.
 #
 #   linux/arm64 under qemu-aarch64-static:
-#     - scripts/platforms/smoke.py --sigterm against the release binary;
+#     - scripts/platforms/smoke.py --own-pid --sigterm against the release
+#       binary;
 #     - go test ./internal/... built for arm64, minus the tests listed in
 #       QEMU_SKIP (each with its reason). ./cmd/... is not run: every test
 #       there starts the proxy binary as a child, and a foreign binary cannot
@@ -136,7 +137,7 @@ fi
 
 # --- linux/arm64 under qemu-user
 say "linux/arm64 under $QEMU: smoke test of $arm64"
-python3 scripts/platforms/smoke.py --sigterm -- "$QEMU" "$arm64"
+python3 scripts/platforms/smoke.py --own-pid --sigterm -- "$QEMU" "$arm64"
 say "linux/arm64 under $QEMU: go test ./internal/... (skipping ${#QEMU_SKIP[@]} named tests)"
 (cd go && GOARCH=arm64 go test -count=1 -exec "$QEMU" -skip "$(join "${QEMU_SKIP[@]}")" ./internal/...) >&2
 

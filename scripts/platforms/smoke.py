@@ -1,16 +1,18 @@
 """End-to-end smoke test of one proxy command, through the real binary.
 
-    python3 scripts/platforms/smoke.py [--windows] [--sigterm] -- CMD...
+    python3 scripts/platforms/smoke.py [--version V] [--windows] [--own-pid] [--sigterm] -- CMD...
 
 CMD starts the proxy, possibly through an emulator or a launcher
-(qemu-aarch64-static BIN, wine64 BIN.exe, wine64 node.exe launcher.js). The
-test, every wait bounded:
+(qemu-aarch64-static BIN, wine64 BIN.exe, wine64 node.exe launcher.js, the
+npm package's command). scripts/platforms.sh and scripts/e2e_npm.sh use it.
+The test, every wait bounded:
+  - with --version, `CMD --version` prints V;
   - pipes a random key on stdin and passes --http-shutdown, --server-info
     (a Windows path with --windows, as wine maps Z: to /) and --upstream-url
     pointing at a fake upstream on 127.0.0.1;
   - reads the server-info file: exactly {"port":N,"pid":N} and a newline,
-    and without --windows the pid is CMD's own (qemu-user runs the guest in
-    its own process);
+    and with --own-pid the pid is CMD's own (qemu-user runs the guest in its
+    own process; a launcher's child has another);
   - streams POST /v1/responses: the upstream checks the bearer and the body
     and sends each SSE event only once the client has received the one
     before, so any buffering in the proxy or a launcher fails the test;
@@ -223,7 +225,15 @@ def stream(port: int, up: Upstream, wait: float) -> bytes:
     return got
 
 
-def smoke(cmd: list[str], windows: bool, sigterm: bool, wait: float, tmp: str) -> str:
+def check_version(cmd: list[str], version: str, wait: float) -> None:
+    """Wants `CMD --version` to exit 0 and print version."""
+    out = subprocess.run(cmd + ["--version"], capture_output=True, timeout=wait, stdin=subprocess.DEVNULL)
+    printed = (out.stdout + out.stderr).decode(errors="replace")
+    if out.returncode != 0 or version not in printed:
+        raise Failure(f"--version: exit {out.returncode}, output {printed[:200]!r}, want {version!r}")
+
+
+def smoke(cmd: list[str], windows: bool, own_pid: bool, sigterm: bool, wait: float, tmp: str) -> str:
     """Runs every check against CMD; returns a one-line summary."""
     key = "sk-smoke-" + secrets.token_urlsafe(24)
     up = Upstream(key, wait)
@@ -233,7 +243,7 @@ def smoke(cmd: list[str], windows: bool, sigterm: bool, wait: float, tmp: str) -
         p = Proxy(cmd, tmp, "shutdown", key, windows, up.server_port)
         procs.append(p)
         port, pid, raw = p.server_info(wait)
-        if not windows and pid != p.proc.pid:
+        if own_pid and pid != p.proc.pid:
             raise Failure(f"server-info pid {pid}, want the proxy's {p.proc.pid}")
         received = [raw, stream(port, up, wait)]
         before = up.requests
@@ -287,14 +297,18 @@ def smoke(cmd: list[str], windows: bool, sigterm: bool, wait: float, tmp: str) -
 def main(argv: list[str] | None = None) -> int:
     """Parses the arguments, runs the smoke test and reports its outcome."""
     parser = argparse.ArgumentParser(prog="smoke", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", help="what CMD --version must print")
     parser.add_argument("--windows", action="store_true", help="CMD is a Windows program under wine")
+    parser.add_argument("--own-pid", action="store_true", help="the server-info pid must be CMD's own")
     parser.add_argument("--sigterm", action="store_true", help="also check that SIGTERM stops it with status 0")
     parser.add_argument("--wait", type=float, default=30, help="bound of every wait, in seconds")
     parser.add_argument("cmd", nargs="+", help="the command that starts the proxy")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="smoke.") as tmp:
         try:
-            summary = smoke(args.cmd, args.windows, args.sigterm, args.wait, tmp)
+            if args.version is not None:
+                check_version(args.cmd, args.version, args.wait)
+            summary = smoke(args.cmd, args.windows, args.own_pid, args.sigterm, args.wait, tmp)
         except Failure as e:
             print(f"smoke: error: {e}", file=sys.stderr)
             return 1
