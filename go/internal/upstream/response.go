@@ -71,24 +71,30 @@ func parseResponse(br *bufio.Reader, h *httpsyntax.Head) (resp *Response, closeA
 		}
 		length = n
 	}
+	// Every Transfer-Encoding is checked too. Only chunked is asked for (we
+	// send no TE): anything else cannot be framed. In HTTP/1.0 it is faulty
+	// framing (RFC 9112, 6.1), which net/http reads as a body delimited by
+	// the close; we refuse it (FuzzResponseParity, issue 12).
+	te, nTE := httpsyntax.Lookup(h.Fields, "Transfer-Encoding")
+	if nTE > 0 && (nTE != 1 || !strings.EqualFold(te, "chunked")) {
+		return nil, false, fmt.Errorf("%w: unsupported Transfer-Encoding", errMalformedResponse)
+	}
+	if nTE > 0 && proto == "HTTP/1.0" {
+		return nil, false, fmt.Errorf("%w: Transfer-Encoding in an HTTP/1.0 response", errMalformedResponse)
+	}
 	if status < 200 {
 		// Informational: no body (RFC 9110, 15.2); the exchange skips it,
 		// or refuses a 101.
 		resp.ContentLength, resp.Body = 0, http.NoBody
 		return resp, closeAfter, nil
 	}
-	te, nTE := httpsyntax.Lookup(h.Fields, "Transfer-Encoding")
 	switch {
 	case status == http.StatusNoContent || status == http.StatusNotModified:
 		resp.ContentLength, resp.Body = 0, http.NoBody
 	case nTE > 0:
-		// Only chunked is asked for (we send no TE): anything else cannot
-		// be framed. A Content-Length beside it is ignored, and the
-		// connection not reused (RFC 9112, 6.3, 3).
-		if nTE != 1 || !strings.EqualFold(te, "chunked") {
-			return nil, false, fmt.Errorf("%w: unsupported Transfer-Encoding", errMalformedResponse)
-		}
-		closeAfter = closeAfter || nCL > 0 || proto == "HTTP/1.0" // RFC 9112, 6.1: faulty framing
+		// A Content-Length beside chunked is ignored, and the connection
+		// not reused (RFC 9112, 6.3, 3).
+		closeAfter = closeAfter || nCL > 0
 		resp.Body = &chunkedBody{r: httputil.NewChunkedReader(br), br: br, head: h}
 	case nCL > 0:
 		resp.ContentLength, resp.Body = length, &fixedBody{br: br, left: length}
