@@ -41,39 +41,38 @@ func (pc *conn) close() {
 
 // writeHead writes the request head, with the Auth line as one of its
 // slices, never copying auth into a buffer of ours (see the package comment).
-func (pc *conn) writeHead(head [][]byte) error {
+// unsent reports that the write failed before any byte can have left, so the
+// request cannot have reached the upstream (issue 15: a POST is never sent
+// twice). Over TLS a failed write counts as sent: a record may have left in
+// part.
+func (pc *conn) writeHead(head [][]byte) (unsent bool, err error) {
 	if tc, ok := pc.nc.(*tls.Conn); ok {
 		for _, p := range head {
 			if len(p) == 0 {
 				continue
 			}
 			if _, err := tc.Write(p); err != nil {
-				return err
+				return false, err
 			}
 		}
-		return nil
+		return false, nil
 	}
 	bufs := net.Buffers(append(pc.iov[:0], head...))
-	_, err := bufs.WriteTo(pc.nc)
-	return err
+	n, err := bufs.WriteTo(pc.nc)
+	return err != nil && n == 0, err
 }
 
-// recentlyIdle is how long after its last response a pooled connection is
-// taken as alive without asking the kernel, for a request that Do can retry
-// on a fresh connection (its body can be replayed). Servers close idle
-// connections after seconds (5 s for Node.js, 75 s for nginx), so the retry
-// is rare, and busy traffic saves a system call per request (issue 5).
-const recentlyIdle = time.Second
-
 // getConn returns a live pooled connection (reused) or dials a new one;
-// fresh skips the pool; replayable says that the request can be retried.
-func (c *Client) getConn(ctx context.Context, fresh, replayable bool) (pc *conn, reused bool, err error) {
+// fresh skips the pool. Every pooled connection is checked (issue 15: a
+// stray response read as the next one's answer), with no shortcut for a
+// recently used one.
+func (c *Client) getConn(ctx context.Context, fresh bool) (pc *conn, reused bool, err error) {
 	for !fresh {
-		pc, recent := c.popIdle()
+		pc := c.popIdle()
 		if pc == nil {
 			break
 		}
-		if pc.br.Buffered() == 0 && (recent && replayable || pc.alive()) {
+		if pc.quiet() && pc.alive() {
 			return pc, true, nil
 		}
 		pc.close()
@@ -82,20 +81,44 @@ func (c *Client) getConn(ctx context.Context, fresh, replayable bool) (pc *conn,
 	return pc, false, err
 }
 
-// popIdle takes the most recently used pooled connection, and reports
-// whether it has been idle for less than recentlyIdle.
-func (c *Client) popIdle() (pc *conn, recent bool) {
+// aLongTimeAgo is a read deadline that has passed: a read returns at once
+// with what is already buffered, or a timeout.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// quiet reports that nothing the upstream sent since its last response is
+// buffered in the process: not in br, and not inside tls.Conn, which holds
+// the rest of a decrypted record and whole records read with the last one,
+// where the kernel-level check in alive cannot see them. A read with a
+// passed deadline surfaces those bytes without waiting; crypto/tls does not
+// keep a timeout as the connection's error (it is a net.Error whose
+// Temporary is true), nor does stickyReader.
+func (pc *conn) quiet() bool {
+	if pc.br.Buffered() != 0 {
+		return false
+	}
+	if _, ok := pc.nc.(*tls.Conn); !ok {
+		return true
+	}
+	if pc.nc.SetReadDeadline(aLongTimeAgo) != nil {
+		return false
+	}
+	_, err := pc.br.Peek(1)
+	return errors.Is(err, os.ErrDeadlineExceeded) && pc.br.Buffered() == 0 && pc.nc.SetReadDeadline(time.Time{}) == nil
+}
+
+// popIdle takes the most recently used pooled connection.
+func (c *Client) popIdle() *conn {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for n := len(c.idle); n > 0; n = len(c.idle) {
 		pc := c.idle[n-1]
 		c.removeIdleLocked(n - 1)
-		if idle := time.Since(pc.idleSince); idle < c.idleTime {
-			return pc, idle < recentlyIdle
+		if time.Since(pc.idleSince) < c.idleTime {
+			return pc
 		}
 		pc.close()
 	}
-	return nil, false
+	return nil
 }
 
 func (c *Client) removeIdleLocked(i int) {

@@ -86,13 +86,11 @@ func (x *exchange) writeFailed(err error) {
 	x.mu.Unlock()
 }
 
-// abort stops the writer from touching the body again and reports whether
-// the body is still untouched, which makes a retry safe.
-func (x *exchange) abort() (untouched bool) {
+// abort stops the writer from touching the body again.
+func (x *exchange) abort() {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	x.aborted = true
-	return !x.consumed && !x.reading
 }
 
 // release ends the exchange: the connection goes back to the pool only after
@@ -111,7 +109,9 @@ func (x *exchange) release(clean bool) {
 	}
 	x.released = true
 	hookStopped := x.stop()
-	clean = clean && hookStopped && !x.closeAfter
+	// Bytes after the response's framed end are nobody's answer: the
+	// connection cannot carry another request (issue 15).
+	clean = clean && hookStopped && !x.closeAfter && x.pc.br.Buffered() == 0
 	x.mu.Lock()
 	x.aborted = true
 	if clean && x.running && !x.reading {
@@ -176,15 +176,16 @@ func (x *exchange) failure(what string, err error) error {
 
 // roundTrip runs one exchange on pc: head is the request head with the Auth
 // line as its own slice (see conn.writeHead), then body, if any, is streamed
-// by a writer goroutine. retry reports that nothing of the
-// response was read and nothing of the body consumed, so the request may be
-// sent again on another connection.
+// by a writer goroutine. retry reports that writing the head failed before
+// any byte of it left, so the request cannot have reached the upstream and
+// may be sent on another connection. Once a byte was written, a failure is
+// an error, never a second send (issue 15: a POST is a model run, billed).
 func (c *Client) roundTrip(ctx context.Context, pc *conn, head [][]byte, body io.Reader, contentLength int64) (resp *Response, retry bool, err error) {
 	x := &exchange{c: c, pc: pc, ctx: ctx}
 	x.stop = context.AfterFunc(ctx, pc.close)
-	if err := pc.writeHead(head); err != nil {
+	if unsent, err := pc.writeHead(head); err != nil {
 		x.release(false)
-		return nil, ctx.Err() == nil, x.failure("writing request head", err)
+		return nil, unsent && ctx.Err() == nil, x.failure("writing request head", err)
 	}
 	if contentLength == 0 {
 		x.written = true
@@ -193,14 +194,11 @@ func (c *Client) roundTrip(ctx context.Context, pc *conn, head [][]byte, body io
 		x.writerDone = make(chan struct{})
 		go x.writeBody(body, contentLength)
 	}
-	resp, closeAfter, peeked, err := x.readResponse()
+	resp, closeAfter, _, err := x.readResponse()
 	if err != nil {
-		untouched := x.abort()
+		x.abort()
 		x.release(false)
-		// A timeout is not retried: it would only double the wait.
-		var ne net.Error
-		timeout := errors.As(err, &ne) && ne.Timeout()
-		return nil, !peeked && untouched && !timeout && ctx.Err() == nil, err
+		return nil, false, err
 	}
 	x.closeAfter = closeAfter
 	resp.Body = &respBody{x: x, rc: resp.Body, left: resp.ContentLength}

@@ -62,7 +62,7 @@ func (c *Client) UpgradeAuth(ctx context.Context, auth []byte, protocol string, 
 	}
 	x := &exchange{c: c, pc: pc, ctx: ctx, written: true, closeAfter: true, upgrade: true}
 	x.stop = context.AfterFunc(ctx, pc.close)
-	if err := pc.writeHead([][]byte{h.buf[:split], auth, h.buf[split:]}); err != nil {
+	if _, err := pc.writeHead([][]byte{h.buf[:split], auth, h.buf[split:]}); err != nil {
 		x.release(false)
 		return nil, nil, x.failure("writing request head", err)
 	}

@@ -279,7 +279,7 @@ func (c *Client) DoAuth(ctx context.Context, auth []byte, fields []httpsyntax.Fi
 		}
 	}
 	for fresh := false; ; fresh = true {
-		pc, reused, err := c.getConn(ctx, fresh, contentLength == 0)
+		pc, reused, err := c.getConn(ctx, fresh)
 		if err != nil {
 			return nil, err
 		}
