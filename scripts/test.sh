@@ -14,7 +14,10 @@ for target in linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64 wi
 done
 
 step "go test -race"
-(cd go && go test -race -count=1 ./...)
+# The --allow-origin test drives a real browser: Chromium from Debian's
+# packages, installed on first use.
+chromium=$(scripts/chromium.sh)
+(cd go && E2E_CHROMIUM=$chromium go test -race -count=1 ./...)
 
 step "fuzz targets, briefly"
 # -fuzzminimizetime keeps the fuzzer running inputs instead of shrinking them.

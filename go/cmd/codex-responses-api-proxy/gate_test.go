@@ -126,15 +126,22 @@ func TestBrowserShutdownRefused(t *testing.T) {
 	}
 }
 
+// TestAllowOrigin: with --allow-origin, the browser's preflight from that
+// exact origin is answered by the proxy itself, and the answer to its POST
+// tells the browser that the page may read it; every other origin is refused
+// both, and no preflight reaches the upstream.
 func TestAllowOrigin(t *testing.T) {
 	t.Parallel()
 	const allowed = "http://localhost:5173"
 	up := countingUpstream(t)
 	p := startProxy(t, options{up: up, args: []string{"--allow-origin", allowed}})
+	const preflight = "OPTIONS /v1/responses HTTP/1.1\r\nHost: {addr}\r\nOrigin: %s\r\n" +
+		"Access-Control-Request-Method: POST\r\nAccess-Control-Request-Headers: content-type\r\n\r\n"
+	const post = "POST /v1/responses HTTP/1.1\r\nHost: {addr}\r\nOrigin: %s\r\nContent-Length: 2\r\n\r\n{}"
 	tests := []struct {
 		name   string
 		origin string
-		want   int
+		want   int // to the POST; the preflight gets 204 or 403 alike
 	}{
 		{name: "allowed origin", origin: allowed, want: http.StatusOK},
 		{name: "other port", origin: "http://localhost:5174", want: http.StatusForbidden},
@@ -144,10 +151,36 @@ func TestAllowOrigin(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			wantGrant, wantPreflight := "", http.StatusForbidden
+			if tt.want == http.StatusOK {
+				wantGrant, wantPreflight = tt.origin, http.StatusNoContent
+			}
 			before := up.hits.Load()
-			resp, _ := p.raw("POST /v1/responses HTTP/1.1\r\nHost: {addr}\r\nOrigin: " + tt.origin + "\r\nContent-Length: 2\r\n\r\n{}")
+			resp, _ := p.raw(fmt.Sprintf(preflight, tt.origin))
+			if resp.StatusCode != wantPreflight {
+				t.Errorf("preflight status: got %d, want %d", resp.StatusCode, wantPreflight)
+			}
+			if got := resp.Header.Get("Access-Control-Allow-Origin"); got != wantGrant {
+				t.Errorf("preflight Access-Control-Allow-Origin: got %q, want %q", got, wantGrant)
+			}
+			if wantGrant != "" {
+				for name, want := range map[string]string{"Access-Control-Allow-Methods": "POST", "Access-Control-Allow-Headers": "content-type"} {
+					if got := resp.Header.Get(name); got != want {
+						t.Errorf("preflight %s: got %q, want %q", name, got, want)
+					}
+				}
+			}
+			up.checkHits(t, before, false)
+
+			resp, _ = p.raw(fmt.Sprintf(post, tt.origin))
 			if resp.StatusCode != tt.want {
 				t.Errorf("status: got %d, want %d", resp.StatusCode, tt.want)
+			}
+			if got := resp.Header.Get("Access-Control-Allow-Origin"); got != wantGrant {
+				t.Errorf("Access-Control-Allow-Origin: got %q, want %q", got, wantGrant)
+			}
+			if wantGrant != "" && resp.Header.Get("Vary") != "Origin" {
+				t.Errorf("Vary: got %q, want %q", resp.Header.Values("Vary"), "Origin")
 			}
 			up.checkHits(t, before, tt.want == http.StatusOK)
 		})

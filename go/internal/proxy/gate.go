@@ -16,12 +16,14 @@ const (
 	routeDenied route = iota
 	routeForward
 	routeWebSocket
+	routePreflight // a browser asks whether an allowed page may POST
 	routeShutdown
 )
 
 // Gate decides which requests reach the upstream. The zero value allows
 // POST /v1/responses, and GET /v1/responses upgraded to a WebSocket, from
-// loopback clients that are not browsers.
+// loopback clients that are not browsers; Origins adds the preflight and the
+// requests of the pages it names.
 type Gate struct {
 	// Shutdown enables GET /shutdown.
 	Shutdown bool
@@ -41,6 +43,8 @@ func (g *Gate) route(r *server.Request) route {
 		return routeForward
 	case r.Method == http.MethodGet && r.Target == "/v1/responses" && isWebSocketUpgrade(r):
 		return routeWebSocket
+	case r.Method == http.MethodOptions && r.Target == "/v1/responses" && g.preflight(r.Fields):
+		return routePreflight
 	case g.Shutdown && r.Method == http.MethodGet && r.Target == "/shutdown":
 		return routeShutdown
 	}

@@ -181,6 +181,8 @@ func FuzzAllowRequest(f *testing.F) {
 			if r.Method != "POST" || r.Target != "/v1/responses" {
 				t.Fatalf("forwarded %q %q", r.Method, r.Target)
 			}
+		case routePreflight:
+			t.Fatalf("preflight %q %q answered with no origin allowed", r.Method, r.Target)
 		case routeShutdown:
 			if !shutdown || r.Method != "GET" || r.Target != "/shutdown" {
 				t.Fatalf("shutdown by %q %q (enabled %v)", r.Method, r.Target, shutdown)

@@ -34,8 +34,8 @@ func outboundFields(in []httpsyntax.Field) []httpsyntax.Field {
 }
 
 // inboundFields appends the upstream's response fields for the client to
-// dst, with the same hop-by-hop rules, and without CORS grants: no browser
-// page may be told it can read our answers.
+// dst, with the same hop-by-hop rules, and without the upstream's CORS
+// grants: only the gate decides which page may read our answers.
 func inboundFields(dst, src []httpsyntax.Field) []httpsyntax.Field {
 	return filter(dst, src, true)
 }

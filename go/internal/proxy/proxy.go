@@ -1,7 +1,8 @@
 // Package proxy is the server.Handler at the heart of the proxy: it lets only
-// POST /v1/responses from local, non-browser clients through, forwards it
-// with the API key (or a workload identity access token) injected by the
-// upstream client, and streams the answer back event by event.
+// POST /v1/responses from local, non-browser clients (and from the pages
+// Gate.Origins names) through, forwards it with the API key (or a workload
+// identity access token) injected by the upstream client, and streams the
+// answer back event by event.
 //
 // Clients get fixed statuses and short bodies; details go to the log only.
 // Neither the key nor a request or response body ever reaches the log.
@@ -13,6 +14,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -103,8 +105,13 @@ func (h *Handler) Serve(w *server.Response, r *server.Request) {
 		// a whole 200, not a reset.
 		_ = w.Flush()
 		h.shutdownOnce.Do(h.cfg.Shutdown)
+	case routePreflight:
+		// Answered here, never forwarded: only the gate decides which page
+		// may call us (see Gate.preflight).
+		rec.status = http.StatusNoContent
+		w.WriteHeader(http.StatusNoContent, 0, preflightFields(r.Fields))
 	case routeForward:
-		h.forward(w, r, rec)
+		h.forward(w, r, rec, h.cfg.Gate.grant(r.Fields))
 	case routeWebSocket:
 		h.webSocket(w, r, rec)
 	default:
@@ -162,24 +169,27 @@ func quote(s string) string {
 var jsonType = []httpsyntax.Field{{Name: "Content-Type", Value: "application/json"}}
 
 // fail answers with a fixed status and a short JSON error, in the shape the
-// OpenAI API uses, so clients show something sensible.
-func fail(w *server.Response, rec *record, status int, message string) {
+// OpenAI API uses, so clients show something sensible; grant, if any, lets
+// an allowed page read it.
+func fail(w *server.Response, rec *record, status int, message string, grant ...httpsyntax.Field) {
 	rec.status = status
 	body := `{"error":{"message":"` + message + `","type":"proxy_error"}}` + "\n"
-	w.WriteHeader(status, int64(len(body)), jsonType)
+	w.WriteHeader(status, int64(len(body)), slices.Concat(jsonType, grant))
 	n, _ := io.WriteString(w, body)
 	rec.bytes = int64(n)
 }
 
-func (h *Handler) forward(w *server.Response, r *server.Request, rec *record) {
+// forward sends r upstream and streams the answer back; grant is added to
+// every answer, the upstream's and ours.
+func (h *Handler) forward(w *server.Response, r *server.Request, rec *record, grant []httpsyntax.Field) {
 	if len(r.Fields) > h.cfg.MaxHeaders {
 		w.SetClose()
-		fail(w, rec, http.StatusRequestHeaderFieldsTooLarge, "too many request headers")
+		fail(w, rec, http.StatusRequestHeaderFieldsTooLarge, "too many request headers", grant...)
 		return
 	}
 	if r.ContentLength > h.cfg.MaxBodyBytes {
 		w.SetClose()
-		fail(w, rec, http.StatusRequestEntityTooLarge, "request body too large")
+		fail(w, rec, http.StatusRequestEntityTooLarge, "request body too large", grant...)
 		return
 	}
 
@@ -211,25 +221,26 @@ func (h *Handler) forward(w *server.Response, r *server.Request, rec *record) {
 		resp, err = h.cfg.Upstream.DoAuth(r.Context(), lease.Line(), fields, src, contentLength)
 	}
 	if err != nil {
-		h.upstreamFailed(w, r, rec, body, err)
+		h.upstreamFailed(w, r, rec, body, err, grant)
 		return
 	}
 	if resp.StatusCode == http.StatusUnauthorized && h.cfg.Tokens != nil {
 		// The 401 still goes to the client; the token is renewed at once.
 		lease.Rejected()
 	}
-	h.answer(w, resp, rec, ex)
+	h.answer(w, resp, rec, ex, grant)
 }
 
 // answer relays the upstream's response to the client, recording it in ex
-// if dumping, and aborts the client connection if the stream breaks.
-func (h *Handler) answer(w *server.Response, resp *upstream.Response, rec *record, ex *dump.Exchange) {
+// if dumping, and aborts the client connection if the stream breaks; grant
+// is added to its fields.
+func (h *Handler) answer(w *server.Response, resp *upstream.Response, rec *record, ex *dump.Exchange, grant []httpsyntax.Field) {
 	defer resp.Body.Close()
 	rec.requestID, _ = httpsyntax.Lookup(resp.Fields, "X-Request-Id")
 
 	var out [32]httpsyntax.Field // a response has a dozen fields or so
 	rec.status = resp.StatusCode
-	w.WriteHeader(resp.StatusCode, resp.ContentLength, inboundFields(out[:0], resp.Fields))
+	w.WriteHeader(resp.StatusCode, resp.ContentLength, append(inboundFields(out[:0], resp.Fields), grant...))
 
 	var captured *dump.Body
 	var dst io.Writer = w
@@ -268,21 +279,21 @@ func (h *Handler) acquire(w *server.Response, rec *record) (oidc.Lease, bool) {
 
 // upstreamFailed answers a request whose upstream exchange did not produce
 // a response: the client's own fault first, then the upstream's.
-func (h *Handler) upstreamFailed(w *server.Response, r *server.Request, rec *record, body *bodyReader, err error) {
+func (h *Handler) upstreamFailed(w *server.Response, r *server.Request, rec *record, body *bodyReader, err error, grant []httpsyntax.Field) {
 	w.SetClose()
 	var tooBig *http.MaxBytesError
 	bodyErr := body.failure()
 	switch {
 	case errors.As(bodyErr, &tooBig):
-		fail(w, rec, http.StatusRequestEntityTooLarge, "request body too large")
+		fail(w, rec, http.StatusRequestEntityTooLarge, "request body too large", grant...)
 	case bodyErr != nil:
 		h.cfg.Logf("reading request body: %v", bodyErr)
-		fail(w, rec, http.StatusBadRequest, "incomplete request body")
+		fail(w, rec, http.StatusBadRequest, "incomplete request body", grant...)
 	case r.Context().Err() != nil:
 		rec.status = 499 // the client went away; nobody is left to answer
 	default:
 		h.cfg.Logf("forwarding to upstream: %v", err)
-		fail(w, rec, http.StatusBadGateway, "upstream request failed")
+		fail(w, rec, http.StatusBadGateway, "upstream request failed", grant...)
 	}
 }
 

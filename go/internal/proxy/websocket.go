@@ -101,12 +101,12 @@ func (h *Handler) webSocket(w *server.Response, r *server.Request, rec *record) 
 	// The token is in the handshake only: an open socket holds no lease.
 	lease.Release()
 	if err != nil {
-		h.upstreamFailed(w, r, rec, &bodyReader{}, err)
+		h.upstreamFailed(w, r, rec, &bodyReader{}, err, nil)
 		return
 	}
 	if up == nil {
 		// A refusal (401, 426, ...) is the client's to read, as for a POST.
-		h.answer(w, resp, rec, ex)
+		h.answer(w, resp, rec, ex, nil) // CORS does not apply to WebSockets
 		return
 	}
 	defer up.Close()
