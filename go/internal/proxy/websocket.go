@@ -164,7 +164,9 @@ func relayBoth(client, up duplex, taps [2]io.Writer, logf func(string, ...any)) 
 func relayOne(dst, src duplex, tap io.Writer, what string, logf func(string, ...any)) int64 {
 	var w io.Writer = dst
 	if tap != nil {
-		w = io.MultiWriter(dst, tap) // after dst: the dump never delays a byte
+		// Recorded before it is sent: the answer it provokes can only be
+		// recorded after it, so the dump keeps the relay's order.
+		w = io.MultiWriter(tap, dst)
 	}
 	n, err := stream(w, noFlush, src)
 	if err == nil && dst.CloseWrite() == nil {
