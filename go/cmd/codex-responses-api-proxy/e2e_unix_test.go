@@ -249,3 +249,51 @@ func TestWebSocketShutdownGrace(t *testing.T) {
 		t.Errorf("exit code: got %d, want 0; stderr:\n%s", code, p.stderr.String())
 	}
 }
+
+// TestDumpDirRefused (issue 15, finding 5): a --dump-dir behind a symbolic
+// link, or one that others can write to, stops the proxy at startup: exit
+// 1, one error line, no server info.
+func TestDumpDirRefused(t *testing.T) {
+	t.Parallel()
+	root, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	real := filepath.Join(root, "real")
+	open := filepath.Join(root, "open")
+	for _, d := range []string{real, open} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(open, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(root, "link")
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct{ name, dir, mention string }{
+		{name: "link", dir: link, mention: "is a symbolic link"},
+		{name: "under a link", dir: filepath.Join(link, "dumps"), mention: "is a symbolic link"},
+		{name: "world-writable", dir: open, mention: "group- or world-writable"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			info := filepath.Join(t.TempDir(), "info.json")
+			p := launch(t, options{up: countingUpstream(t), args: []string{"--dump-dir", tt.dir}, serverInfo: info})
+			if code := p.waitExit(); code != 1 {
+				t.Errorf("exit code: got %d, want 1; stderr:\n%s", code, p.stderr.String())
+			}
+			if stderr := p.stderr.String(); !strings.Contains(stderr, linePrefix+"error:") || !strings.Contains(stderr, tt.mention) {
+				t.Errorf("stderr: got %q, want an error line mentioning %q", stderr, tt.mention)
+			}
+			if _, err := os.Stat(info); err == nil {
+				t.Errorf("server info: got a file, want none")
+			}
+			if entries, _ := os.ReadDir(real); len(entries) != 0 {
+				t.Errorf("%s: got %d entries, want none", real, len(entries))
+			}
+		})
+	}
+}

@@ -200,7 +200,10 @@ func launch(t testing.TB, o options) *proxyProc {
 		args = append(args, "--server-info", p.serverInfo)
 	}
 	if o.dumpDir != "" {
-		args = append(args, "--dump-dir", o.dumpDir)
+		// The proxy takes no symbolic link in the path (macOS's temporary
+		// directory is under one).
+		p.dumpDir = resolvedPath(t, o.dumpDir)
+		args = append(args, "--dump-dir", p.dumpDir)
 	}
 
 	p.cmd = exec.Command(binPath, args...)
@@ -596,5 +599,23 @@ func readEventTimeout(r *bufio.Reader, d time.Duration) (event, error) {
 		return res.ev, res.err
 	case <-time.After(d):
 		return event{}, errors.New("timed out waiting for an event")
+	}
+}
+
+// resolvedPath is path with the symbolic links of its longest existing
+// prefix resolved.
+func resolvedPath(t testing.TB, path string) string {
+	t.Helper()
+	for dir := path; ; dir = filepath.Dir(dir) {
+		if real, err := filepath.EvalSymlinks(dir); err == nil {
+			rest, err := filepath.Rel(dir, path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return filepath.Join(real, rest)
+		}
+		if dir == filepath.Dir(dir) {
+			t.Fatalf("no part of %s exists", path)
+		}
 	}
 }

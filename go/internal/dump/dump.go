@@ -10,10 +10,13 @@ package dump
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -42,12 +45,58 @@ type Dumper struct {
 	logf func(format string, args ...any)
 }
 
-// New creates dir (mode 0700) if needed and returns a Dumper writing into it.
+// New creates dir and its missing parents (mode 0700) and returns a Dumper
+// writing into it. It refuses a dir with a symbolic link in its path, and an
+// existing dir that another user owns or that is group- or world-writable
+// (issue 15): whoever controls the link or the directory would choose where
+// the exchanges go, or read and replace them.
 func New(dir string, logf func(format string, args ...any)) (*Dumper, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("dump directory: %w", err)
+	}
+	// Before MkdirAll, which would follow a link; after it, for a link
+	// planted meanwhile.
+	if err := noSymlink(abs); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(abs, 0o700); err != nil {
 		return nil, fmt.Errorf("creating dump directory: %w", err)
 	}
-	return &Dumper{dir: dir, logf: logf}, nil
+	if err := noSymlink(abs); err != nil {
+		return nil, err
+	}
+	fi, err := os.Lstat(abs)
+	if err != nil {
+		return nil, fmt.Errorf("dump directory: %w", err)
+	}
+	if err := checkOwner(abs, fi); err != nil {
+		return nil, err
+	}
+	return &Dumper{dir: abs, logf: logf}, nil
+}
+
+// noSymlink refuses abs when an existing component of it is a symbolic
+// link.
+func noSymlink(abs string) error {
+	p := filepath.VolumeName(abs) + string(filepath.Separator)
+	for _, part := range strings.Split(abs[len(p):], string(filepath.Separator)) {
+		if part == "" {
+			continue
+		}
+		p = filepath.Join(p, part)
+		fi, err := os.Lstat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("dump directory: %w", err)
+		}
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			return fmt.Errorf("dump directory: %s is a symbolic link; give the path it points to", p)
+		}
+	}
+	return nil
 }
 
 // Exchange collects one request and its response.

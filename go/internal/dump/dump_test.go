@@ -26,7 +26,7 @@ func TestBodyTruncates(t *testing.T) {
 }
 
 func TestExchangeFiles(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "dumps")
+	dir := filepath.Join(realTempDir(t), "dumps")
 	var logged []string
 	d, err := New(dir, func(format string, args ...any) { logged = append(logged, format) })
 	if err != nil {
@@ -135,7 +135,7 @@ func TestHeadersOrderAndRedaction(t *testing.T) {
 	}
 
 	// And so in the file, in that order.
-	d, err := New(t.TempDir(), func(format string, args ...any) { t.Errorf(format, args...) })
+	d, err := New(realTempDir(t), func(format string, args ...any) { t.Errorf(format, args...) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,4 +156,15 @@ func TestHeadersOrderAndRedaction(t *testing.T) {
 	if !slices.Equal(file.Headers, want) {
 		t.Errorf("got headers %q in the file, want %q", file.Headers, want)
 	}
+}
+
+// realTempDir is t.TempDir with its symbolic links resolved (macOS's is
+// under /var, a link to /private/var), as New takes no link in a path.
+func realTempDir(t *testing.T) string {
+	t.Helper()
+	dir, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
