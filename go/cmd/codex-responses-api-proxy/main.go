@@ -192,6 +192,7 @@ func run(args []string) int {
 		// no overall deadline, because model responses stream for minutes.
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       90 * time.Second,
+		BodyTimeout:       30 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		Admit:             handler.Admit,
 		Logf:              stderr.batchf,

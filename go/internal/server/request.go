@@ -210,6 +210,13 @@ func (b *body) Read(p []byte) (int, error) {
 		b.beforeRead()
 		b.beforeRead = nil
 	}
+	// A read that may wait on the client is bounded by BodyTimeout (the
+	// sweeper closes the connection; see Server.sweep); one served from the
+	// buffer costs no clock read.
+	if t := b.c.s.BodyTimeout; t > 0 && (b.chunks != nil || b.c.br.Buffered() == 0) {
+		b.c.expireIn(t)
+		defer b.c.deadline.Store(0)
+	}
 	var n int
 	var err error
 	if b.chunks != nil {

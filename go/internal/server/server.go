@@ -62,6 +62,11 @@ type Server struct {
 	IdleTimeout time.Duration
 	// MaxHeaderBytes bounds a request head (request line and fields).
 	MaxHeaderBytes int
+	// BodyTimeout bounds each wait for request body bytes, so a client
+	// that declares a body and sends nothing cannot hold its connection
+	// slot for ever (issue 15); the connection is closed. Zero means no
+	// limit.
+	BodyTimeout time.Duration
 	// Admit, if set, vets each new connection before anything is read from
 	// it. A refused connection is answered "403 Forbidden" at once and
 	// closed: it holds its place (see netlimit) for a linger at most, not
@@ -125,13 +130,15 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 }
 
-// sweep closes the connections whose deadline has passed (the header and
-// idle timeouts) and starts watching those serving a request (see
-// conn.watchFrom), every tenth of the shorter timeout and at least every
-// maxTick, until Serve returns. A timeout fires up to one tick late.
+// sweep closes the connections whose deadline has passed (the header,
+// idle and body timeouts) and starts watching those serving a request (see
+// conn.watchFrom), every tenth of the shortest timeout and at least every
+// maxTick, until Serve has returned and the last connection is gone: the
+// timeouts keep running while a graceful shutdown drains (issue 15). A
+// timeout fires up to one tick late.
 func (s *Server) sweep() {
 	tick := maxTick
-	for _, d := range []time.Duration{s.ReadHeaderTimeout, s.IdleTimeout} {
+	for _, d := range []time.Duration{s.ReadHeaderTimeout, s.IdleTimeout, s.BodyTimeout} {
 		if d > 0 { // zero: no limit, nothing to sweep for
 			tick = min(tick, d/10)
 		}
@@ -139,10 +146,11 @@ func (s *Server) sweep() {
 	tick = max(tick, 10*time.Millisecond)
 	t := time.NewTicker(tick)
 	defer t.Stop()
+	serveEnd := s.serveEnd
 	for {
 		select {
-		case <-s.serveEnd:
-			return
+		case <-serveEnd:
+			serveEnd = nil // sweep on until the draining connections are gone
 		case now := <-t.C:
 			s.mu.Lock()
 			for c := range s.conns {
@@ -155,6 +163,9 @@ func (s *Server) sweep() {
 			idle := len(s.conns) == 0
 			s.mu.Unlock()
 			if idle {
+				if serveEnd == nil {
+					return // Serve has returned: no connection can arrive
+				}
 				// Nothing to sweep: sleep until a connection arrives, so an
 				// unused proxy does not wake up four times a second.
 				t.Stop()
