@@ -6,25 +6,6 @@ import (
 	"github.com/openai/codex-responses-api-proxy/go/internal/httpsyntax"
 )
 
-// hopByHop are the fields RFC 9110, 7.6.1 and RFC 9112 scope to one
-// connection, plus the ones this proxy sets itself (Authorization, Host) or
-// frames itself (Content-Length). Expect is answered by our own server.
-var hopByHop = []string{
-	"Authorization",
-	"Connection",
-	"Content-Length",
-	"Expect",
-	"Host",
-	"Keep-Alive",
-	"Proxy-Authenticate",
-	"Proxy-Authorization",
-	"Proxy-Connection",
-	"Te",
-	"Trailer",
-	"Transfer-Encoding",
-	"Upgrade",
-}
-
 // outboundFields copies the client's fields for the upstream, dropping
 // hop-by-hop fields, every field that Connection names, and anything that
 // could carry or displace credentials. The key is added later, on the wire,
@@ -55,7 +36,7 @@ func dropped(name string, named []string) bool {
 	if hasPrefixFold(name, "Proxy-") {
 		return true
 	}
-	return oneOf(name, hopByHop) || oneOf(name, named)
+	return httpsyntax.ClassOf(name) != 0 || oneOf(name, named)
 }
 
 // oneOf reports whether name is in names, in any case.

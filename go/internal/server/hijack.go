@@ -3,7 +3,6 @@ package server
 import (
 	"errors"
 	"net/http"
-	"strings"
 
 	"github.com/openai/codex-responses-api-proxy/go/internal/httpsyntax"
 )
@@ -47,7 +46,7 @@ func (w *Response) SwitchProtocols(protocol string, fields []httpsyntax.Field) (
 	bw := w.writer()
 	bw.WriteString("HTTP/1.1 101 Switching Protocols\r\n")
 	for _, f := range fields {
-		if !httpsyntax.IsToken(f.Name) || !httpsyntax.ValidFieldValue(f.Value) || framing(f.Name) || strings.EqualFold(f.Name, "Upgrade") {
+		if !httpsyntax.IsToken(f.Name) || !httpsyntax.ValidFieldValue(f.Value) || httpsyntax.ClassOf(f.Name)&httpsyntax.Framing != 0 {
 			continue
 		}
 		bw.WriteString(f.Name)

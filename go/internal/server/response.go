@@ -121,7 +121,7 @@ func (w *Response) WriteHeader(code int, contentLength int64, fields []httpsynta
 	bw.WriteString("\r\n")
 	dated := false
 	for _, f := range fields {
-		if !httpsyntax.IsToken(f.Name) || !httpsyntax.ValidFieldValue(f.Value) || framing(f.Name) {
+		if !httpsyntax.IsToken(f.Name) || !httpsyntax.ValidFieldValue(f.Value) || httpsyntax.ClassOf(f.Name)&httpsyntax.Framing != 0 {
 			continue
 		}
 		dated = dated || strings.EqualFold(f.Name, "Date")
@@ -242,9 +242,3 @@ func (w *Response) finish() bool {
 // is closed next, so the client sees a truncated response, never a
 // complete-looking one.
 func (w *Response) abort() { w.release() }
-
-// framing reports whether k, in any case, is a field the server writes
-// itself.
-func framing(k string) bool {
-	return strings.EqualFold(k, "Connection") || strings.EqualFold(k, "Content-Length") || strings.EqualFold(k, "Transfer-Encoding")
-}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"strings"
 
 	"github.com/openai/codex-responses-api-proxy/go/internal/httpsyntax"
 )
@@ -35,11 +34,6 @@ func (c *Client) Upgrade(ctx context.Context, protocol string, fields []httpsynt
 func (c *Client) UpgradeAuth(ctx context.Context, auth []byte, protocol string, fields []httpsyntax.Field) (*Response, *Upgraded, error) {
 	if !httpsyntax.IsToken(protocol) {
 		return nil, nil, fmt.Errorf("upgrade protocol %q is not a token", trim(protocol))
-	}
-	for _, f := range fields {
-		if strings.EqualFold(f.Name, "Connection") || strings.EqualFold(f.Name, "Upgrade") {
-			return nil, nil, fmt.Errorf("request header %q is set by the upstream client, not the caller", trim(f.Name))
-		}
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, nil, fmt.Errorf("upstream request: %w", context.Cause(ctx))
