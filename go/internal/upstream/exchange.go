@@ -28,7 +28,6 @@ type exchange struct {
 	mu       sync.Mutex
 	running  bool  // the writer goroutine has not exited yet; see writerDone
 	reading  bool  // the writer is inside body.Read
-	consumed bool  // at least one body byte was read from the caller
 	aborted  bool  // the writer must not read the body again
 	written  bool  // the body was written completely
 	handoff  bool  // the response is complete; the writer decides pool or close
@@ -59,7 +58,6 @@ func (x *exchange) readBody(body io.Reader, p []byte) (int, error) {
 	n, err := body.Read(p)
 	x.mu.Lock()
 	x.reading = false
-	x.consumed = x.consumed || n > 0
 	x.mu.Unlock()
 	return n, err
 }
@@ -84,13 +82,6 @@ func (x *exchange) writeFailed(err error) {
 	x.mu.Lock()
 	x.writeErr = err
 	x.mu.Unlock()
-}
-
-// abort stops the writer from touching the body again.
-func (x *exchange) abort() {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	x.aborted = true
 }
 
 // release ends the exchange: the connection goes back to the pool only after
@@ -194,10 +185,9 @@ func (c *Client) roundTrip(ctx context.Context, pc *conn, head [][]byte, body io
 		x.writerDone = make(chan struct{})
 		go x.writeBody(body, contentLength)
 	}
-	resp, closeAfter, _, err := x.readResponse()
+	resp, closeAfter, err := x.readResponse()
 	if err != nil {
-		x.abort()
-		x.release(false)
+		x.release(false) // also stops the writer from reading the body again
 		return nil, false, err
 	}
 	x.closeAfter = closeAfter
@@ -205,23 +195,21 @@ func (c *Client) roundTrip(ctx context.Context, pc *conn, head [][]byte, body io
 	return resp, false, nil
 }
 
-// readResponse reads the final response header, skipping 1xx. peeked
-// reports whether any response byte arrived.
-func (x *exchange) readResponse() (resp *Response, closeAfter, peeked bool, err error) {
+// readResponse reads the final response header, skipping 1xx.
+func (x *exchange) readResponse() (resp *Response, closeAfter bool, err error) {
 	nc, br := x.pc.nc, x.pc.br
 	if x.c.hdrTimeout > 0 {
 		if err := nc.SetReadDeadline(time.Now().Add(x.c.hdrTimeout)); err != nil {
-			return nil, false, false, x.failure("reading response header", err)
+			return nil, false, x.failure("reading response header", err)
 		}
 	}
 	for i := 0; ; i++ {
 		if _, err := br.Peek(1); err != nil {
-			return nil, false, peeked, x.failure("reading response header", timeoutError(err, x.c.hdrTimeout))
+			return nil, false, x.failure("reading response header", timeoutError(err, x.c.hdrTimeout))
 		}
-		peeked = true
 		resp, closeAfter, err = parseResponse(br, &x.pc.head)
 		if err != nil {
-			return nil, false, true, x.failure("reading response header", timeoutError(err, x.c.hdrTimeout))
+			return nil, false, x.failure("reading response header", timeoutError(err, x.c.hdrTimeout))
 		}
 		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols && x.upgrade {
 			break
@@ -229,18 +217,18 @@ func (x *exchange) readResponse() (resp *Response, closeAfter, peeked bool, err 
 		if resp.StatusCode == http.StatusSwitchingProtocols {
 			// Do never asks to switch protocols, and no caller of it can
 			// be handed a connection that speaks something else.
-			return nil, false, true, x.failure("reading response header", errors.New("upstream switched protocols (status 101)"))
+			return nil, false, x.failure("reading response header", errors.New("upstream switched protocols (status 101)"))
 		}
 		if i == max1xx {
-			return nil, false, true, x.failure("reading response header", errors.New("too many 1xx responses"))
+			return nil, false, x.failure("reading response header", errors.New("too many 1xx responses"))
 		}
 	}
 	if x.c.hdrTimeout > 0 {
 		if err := nc.SetReadDeadline(time.Time{}); err != nil {
-			return nil, false, true, x.failure("reading response header", err)
+			return nil, false, x.failure("reading response header", err)
 		}
 	}
-	return resp, closeAfter, true, nil
+	return resp, closeAfter, nil
 }
 
 func timeoutError(err error, d time.Duration) error {

@@ -60,7 +60,7 @@ func (c *Client) UpgradeAuth(ctx context.Context, auth []byte, protocol string, 
 		x.release(false)
 		return nil, nil, x.failure("writing request head", err)
 	}
-	resp, _, _, err := x.readResponse()
+	resp, _, err := x.readResponse()
 	if err != nil {
 		x.release(false)
 		return nil, nil, err
