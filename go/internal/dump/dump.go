@@ -8,7 +8,7 @@
 package dump
 
 import (
-	"bytes"
+	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,10 +22,6 @@ import (
 
 	"github.com/openai/codex-responses-api-proxy/go/internal/httpsyntax"
 )
-
-// MaxBody is how many body bytes one dump file keeps; the rest is counted
-// but not stored, so a huge upload cannot exhaust memory in dump mode.
-const MaxBody = 16 << 20
 
 const redacted = "[REDACTED]"
 
@@ -111,93 +107,80 @@ func (d *Dumper) Start() *Exchange {
 	return &Exchange{d: d, prefix: fmt.Sprintf("%06d-%d", n, time.Now().UnixMilli())}
 }
 
-// Body captures up to MaxBody bytes written to it.
-type Body struct {
-	buf       bytes.Buffer
-	truncated bool
-}
-
-// Write never fails, so Body can sit behind an io.TeeReader.
-func (b *Body) Write(p []byte) (int, error) {
-	room := MaxBody - b.buf.Len()
-	if len(p) > room {
-		b.truncated = true
-		b.buf.Write(p[:room])
-	} else {
-		b.buf.Write(p)
-	}
-	return len(p), nil
-}
-
 type header struct {
 	Name  string `json:"name"`
 	Value string `json:"value"`
 }
 
-type requestFile struct {
-	Method        string   `json:"method"`
-	URL           string   `json:"url"`
-	Headers       []header `json:"headers"`
-	Body          any      `json:"body"`
-	BodyTruncated bool     `json:"body_truncated,omitempty"`
-}
-
-type responseFile struct {
-	Status        int      `json:"status"`
-	Headers       []header `json:"headers"`
-	Body          any      `json:"body"`
-	BodyTruncated bool     `json:"body_truncated,omitempty"`
-	Aborted       bool     `json:"aborted,omitempty"`
-}
-
-// Request writes the request file. The proxy calls it once the whole body
-// has been passed upstream, so the disk never delays a byte of the request.
+// Request writes the request file, and closes body; a nil body is empty.
+// The proxy calls it once the whole body has been passed upstream, so the
+// disk never delays a byte of the request.
 func (e *Exchange) Request(method, url string, h []httpsyntax.Field, body *Body) {
-	e.write("request", requestFile{
-		Method: method, URL: url, Headers: headers(h),
-		Body: bodyValue(body), BodyTruncated: body.truncated,
-	})
+	e.write("request", struct {
+		Method  string   `json:"method"`
+		URL     string   `json:"url"`
+		Headers []header `json:"headers"`
+	}{method, url, headers(h)}, body, false)
 }
 
-// Response writes the response file; aborted marks a stream that ended with
-// an error rather than cleanly. The proxy calls it after the last byte has
-// been flushed to the client and before it ends the response, so the file is
-// complete by the time a streamed response is.
+// Response writes the response file, and closes body; aborted marks a
+// stream that ended with an error rather than cleanly. The proxy calls it
+// after the last byte has been flushed to the client and before it ends the
+// response, so the file is complete by the time a streamed response is.
 func (e *Exchange) Response(status int, h []httpsyntax.Field, body *Body, aborted bool) {
-	e.write("response", responseFile{
-		Status: status, Headers: headers(h),
-		Body: bodyValue(body), BodyTruncated: body.truncated, Aborted: aborted,
-	})
+	e.write("response", struct {
+		Status  int      `json:"status"`
+		Headers []header `json:"headers"`
+	}{status, headers(h)}, body, aborted)
 }
 
-func (e *Exchange) write(kind string, v any) {
-	data, err := json.MarshalIndent(v, "", "  ")
+// write writes a dump file: the fields of head, then "body", then
+// "body_truncated" and "aborted" when they are true, as json.MarshalIndent
+// writes the reference's struct, streaming the body from where it is stored.
+func (e *Exchange) write(kind string, head any, body *Body, aborted bool) {
+	if body == nil {
+		body = e.Body()
+	}
+	defer body.Close()
+	start, err := json.MarshalIndent(head, "", "  ")
 	if err != nil {
 		e.d.logf("dump: encoding %s: %v", kind, err)
 		return
 	}
-	data = append(data, '\n')
 	path := filepath.Join(e.d.dir, e.prefix+"-"+kind+".json")
-	if err := writeExclusive(path, data); err != nil {
+	f, err := createExclusive(path)
+	if err != nil {
 		e.d.logf("dump: %v", err)
+		return
+	}
+	w := writers.Get().(*bufio.Writer)
+	defer writers.Put(w)
+	w.Reset(f)
+	w.Write(start[:len(start)-len("\n}")])
+	w.WriteString(",\n  \"body\": ")
+	err = body.writeIndented(w)
+	if body.truncated {
+		w.WriteString(",\n  \"body_truncated\": true")
+	}
+	if aborted {
+		w.WriteString(",\n  \"aborted\": true")
+	}
+	w.WriteString("\n}\n")
+	err = errors.Join(err, w.Flush(), f.Close())
+	if err != nil {
+		e.d.logf("dump: writing dump file %q: %v", filepath.Base(path), err)
 	}
 }
 
-// writeExclusive creates path with mode 0600, refusing to reuse or follow an
-// existing file, so another user cannot plant a file or link to be written.
-func writeExclusive(path string, data []byte) error {
+// createExclusive creates path with mode 0600, refusing to reuse or follow
+// an existing file, so another user cannot plant a file or link to be
+// written.
+func createExclusive(path string) (*os.File, error) {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return fmt.Errorf("creating dump file: %w", err)
+		return nil, fmt.Errorf("creating dump file: %w", err)
 	}
-	_, werr := f.Write(data)
-	if cerr := f.Close(); werr == nil {
-		werr = cerr
-	}
-	if werr != nil {
-		return fmt.Errorf("writing dump file %q: %w", filepath.Base(path), werr)
-	}
-	return nil
+	return f, nil
 }
 
 // headers lists fields in their order with credentials redacted.
@@ -211,13 +194,4 @@ func headers(fields []httpsyntax.Field) []header {
 		out = append(out, header{Name: f.Name, Value: v})
 	}
 	return out
-}
-
-// bodyValue is the body as JSON when it parses, else as text.
-func bodyValue(b *Body) any {
-	raw := b.buf.Bytes()
-	if json.Valid(raw) {
-		return json.RawMessage(raw)
-	}
-	return string(raw)
 }

@@ -16,3 +16,7 @@ func checkOwner(dir string, fi fs.FileInfo) error {
 	}
 	return nil
 }
+
+// unlinkOpen: Windows cannot unlink an open file, so a Body's file keeps
+// its name until the Body is closed.
+const unlinkOpen = false

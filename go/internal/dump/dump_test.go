@@ -12,16 +12,20 @@ import (
 	"github.com/openai/codex-responses-api-proxy/go/internal/httpsyntax"
 )
 
+// TestBodyTruncates: past MaxBody, bytes are counted but not stored, and
+// the body is marked truncated; what is stored is on disk, not in memory.
 func TestBodyTruncates(t *testing.T) {
-	var b Body
+	d := newDumper(t)
+	b := d.Start().Body()
+	defer b.Close()
 	chunk := strings.Repeat("x", 1<<20)
 	for range MaxBody/len(chunk) + 2 {
 		if n, err := b.Write([]byte(chunk)); n != len(chunk) || err != nil {
 			t.Fatalf("Write: got %d, %v, want %d, nil", n, err, len(chunk))
 		}
 	}
-	if b.buf.Len() != MaxBody || !b.truncated {
-		t.Errorf("got %d bytes kept (truncated %v), want %d and truncated", b.buf.Len(), b.truncated, MaxBody)
+	if b.Size() != MaxBody || !b.truncated || b.n+int(b.filed) != MaxBody || b.n > chunkSize {
+		t.Errorf("got %d bytes kept, %d in memory (truncated %v), want %d, at most %d, and truncated", b.Size(), b.n, b.truncated, MaxBody, chunkSize)
 	}
 }
 
@@ -33,18 +37,18 @@ func TestExchangeFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	ex := d.Start()
-	var req, resp Body
+	req, resp := ex.Body(), ex.Body()
 	req.Write([]byte(`{"model":"m"}`))
 	resp.Write([]byte("data: x\n\n"))
 	ex.Request("POST", "https://api.example/v1/responses", []httpsyntax.Field{
 		{Name: "Authorization", Value: "Bearer secret"},
 		{Name: "Cookie", Value: "a=b"},
 		{Name: "Content-Type", Value: "application/json"},
-	}, &req)
+	}, req)
 	ex.Response(200, []httpsyntax.Field{
 		{Name: "Set-Cookie", Value: "c=d"},
 		{Name: "Proxy-Authorization", Value: "Basic x"},
-	}, &resp, true)
+	}, resp, true)
 	if len(logged) != 0 {
 		t.Errorf("got logged failures %q, want none", logged)
 	}
@@ -93,8 +97,9 @@ func TestWriteExclusiveRefusesExisting(t *testing.T) {
 	if err := os.Symlink(target, link); err != nil {
 		t.Skipf("symlinks unavailable: %v", err)
 	}
-	if err := writeExclusive(link, []byte("x")); err == nil {
-		t.Errorf("writeExclusive through a planted symlink: got nil error, want one")
+	if f, err := createExclusive(link); err == nil {
+		f.Close()
+		t.Errorf("createExclusive through a planted symlink: got nil error, want one")
 	}
 	if _, err := os.Stat(target); !os.IsNotExist(err) {
 		t.Errorf("symlink target was created: %v", err)
@@ -135,12 +140,8 @@ func TestHeadersOrderAndRedaction(t *testing.T) {
 	}
 
 	// And so in the file, in that order.
-	d, err := New(realTempDir(t), func(format string, args ...any) { t.Errorf(format, args...) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	var body Body
-	d.Start().Request("POST", "https://api.example/v1/responses", in, &body)
+	d := newDumper(t)
+	d.Start().Request("POST", "https://api.example/v1/responses", in, nil)
 	files, _ := filepath.Glob(filepath.Join(d.dir, "000001-*-request.json"))
 	if len(files) != 1 {
 		t.Fatalf("got files %q, want one request file", files)
@@ -156,6 +157,17 @@ func TestHeadersOrderAndRedaction(t *testing.T) {
 	if !slices.Equal(file.Headers, want) {
 		t.Errorf("got headers %q in the file, want %q", file.Headers, want)
 	}
+}
+
+// newDumper is a Dumper in a new directory that fails t on any failure it
+// reports.
+func newDumper(t *testing.T) *Dumper {
+	t.Helper()
+	d, err := New(realTempDir(t), func(format string, args ...any) { t.Errorf(format, args...) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
 }
 
 // realTempDir is t.TempDir with its symbolic links resolved (macOS's is

@@ -24,3 +24,7 @@ func checkOwner(dir string, fi fs.FileInfo) error {
 	}
 	return nil
 }
+
+// unlinkOpen: a Body's file is unlinked as soon as it is created, so no
+// stored body outlives the proxy, even one killed mid-stream.
+const unlinkOpen = true

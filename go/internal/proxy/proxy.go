@@ -206,7 +206,9 @@ func (h *Handler) forward(w *server.Response, r *server.Request, rec *record, gr
 	var src io.Reader = body
 	if h.cfg.Dumper != nil {
 		ex = h.cfg.Dumper.Start()
-		src = &dumpReader{r: body, ex: ex, method: r.Method, url: h.cfg.UpstreamURL, fields: fields}
+		dr := &dumpReader{r: body, ex: ex, body: ex.Body(), method: r.Method, url: h.cfg.UpstreamURL, fields: fields}
+		defer dr.abandon()
+		src = dr
 	}
 	contentLength := r.ContentLength
 	if r.Body == http.NoBody {
@@ -245,7 +247,7 @@ func (h *Handler) answer(w *server.Response, resp *upstream.Response, rec *recor
 	var captured *dump.Body
 	var dst io.Writer = w
 	if ex != nil {
-		captured = new(dump.Body)
+		captured = ex.Body()
 		dst = io.MultiWriter(w, captured)
 	}
 	n, err := stream(dst, w.Flush, resp.Body)
@@ -335,25 +337,43 @@ func (b *bodyReader) failure() error {
 }
 
 // dumpReader captures the request body and writes the request file once the
-// body has been read to its end (or failed).
+// body has been read to its end (or failed). The upstream client's writer
+// goroutine reads it, and may outlive the handler, hence the lock.
 type dumpReader struct {
 	r      io.Reader
 	ex     *dump.Exchange
 	method string
 	url    string
 	fields []httpsyntax.Field
-	body   dump.Body
+	mu     sync.Mutex
+	body   *dump.Body
 	done   bool
 }
 
 func (d *dumpReader) Read(p []byte) (int, error) {
 	n, err := d.r.Read(p)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.done {
+		return n, err
+	}
 	d.body.Write(p[:n])
-	if err != nil && !d.done {
+	if err != nil {
 		d.done = true
-		d.ex.Request(d.method, d.url, d.fields, &d.body)
+		d.ex.Request(d.method, d.url, d.fields, d.body)
 	}
 	return n, err
+}
+
+// abandon releases the body of a request that was not read to its end,
+// when the handler is done: its request file is not written.
+func (d *dumpReader) abandon() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.done {
+		d.done = true
+		d.body.Close()
+	}
 }
 
 // bufPool holds the copy buffers of streams that have data moving: 16 KiB

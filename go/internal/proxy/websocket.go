@@ -85,7 +85,7 @@ func (h *Handler) webSocket(w *server.Response, r *server.Request, rec *record) 
 		// read without inflating (the bytes are relayed unchanged).
 		fields = withoutDeflate(fields)
 		ex = h.cfg.Dumper.Start()
-		ex.Request(r.Method, h.cfg.UpstreamURL, fields, new(dump.Body))
+		ex.Request(r.Method, h.cfg.UpstreamURL, fields, nil)
 	}
 	var resp *upstream.Response
 	var up *upstream.Upgraded
@@ -126,12 +126,15 @@ func (h *Handler) webSocket(w *server.Response, r *server.Request, rec *record) 
 	var taps [2]io.Writer
 	var messages *wsRecorder
 	if ex != nil {
-		messages = &wsRecorder{}
-		taps = [2]io.Writer{&frameTap{rec: messages, from: "client"}, &frameTap{rec: messages, from: "upstream"}}
+		messages = newRecorder(ex)
+		fromClient, fromUp := &frameTap{rec: messages, from: "client"}, &frameTap{rec: messages, from: "upstream"}
+		defer fromClient.close()
+		defer fromUp.close()
+		taps = [2]io.Writer{fromClient, fromUp}
 	}
 	rec.sent, rec.bytes = relayBoth(client, up, taps, h.cfg.Logf)
 	if ex != nil {
-		ex.Response(http.StatusSwitchingProtocols, resp.Fields, messages.body(), false)
+		ex.Response(http.StatusSwitchingProtocols, resp.Fields, messages.finish(), false)
 	}
 }
 

@@ -2,7 +2,8 @@ package proxy
 
 import (
 	"encoding/binary"
-	"encoding/json"
+	"fmt"
+	"io"
 	"strings"
 	"sync"
 
@@ -34,129 +35,195 @@ func withoutDeflate(fields []httpsyntax.Field) []httpsyntax.Field {
 	return out
 }
 
-// wsMessage is one message of a dump: text messages as JSON when they parse.
-type wsMessage struct {
-	From string `json:"from"` // "client" or "upstream"
-	Type string `json:"type"` // text, binary, close, ping or pong
-	Data any    `json:"data,omitempty"`
-}
+// wsTypes names the opcodes of RFC 6455, 5.2, in a dump.
+var wsTypes = map[byte]string{1: "text", 2: "binary", 8: "close", 9: "ping", 10: "pong"}
 
-// wsRecorder collects the messages of both directions in the order they
-// were relayed, up to dump.MaxBody bytes of payload.
+// wsRecorder writes the messages of both directions, in the order they were
+// relayed, to the body of the socket's response file as they complete:
+// {"websocket_messages":[{"from","type","data"},...],"messages_dropped":N}.
+// Past dump.MaxBody bytes of payload, messages are counted, not kept.
 type wsRecorder struct {
-	mu       sync.Mutex
-	messages []wsMessage
-	size     int
-	dropped  int
+	ex      *dump.Exchange
+	mu      sync.Mutex
+	body    *dump.Body
+	size    int64
+	count   int
+	dropped int
 }
 
-// body renders the messages as the dump's response body.
-func (r *wsRecorder) body() *dump.Body {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	b := new(dump.Body)
-	data, _ := json.Marshal(struct {
-		Messages []wsMessage `json:"websocket_messages"`
-		Dropped  int         `json:"messages_dropped,omitempty"`
-	}{r.messages, r.dropped})
-	b.Write(data)
-	return b
+func newRecorder(ex *dump.Exchange) *wsRecorder {
+	r := &wsRecorder{ex: ex, body: ex.Body()}
+	io.WriteString(r.body, `{"websocket_messages":[`)
+	return r
 }
 
-func (r *wsRecorder) add(from string, opcode byte, payload []byte) {
+// add records a message whose payload is in data, and closes data.
+func (r *wsRecorder) add(from string, opcode byte, data *dump.Body) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.size+len(payload) > dump.MaxBody {
+	if r.size+data.Size() > dump.MaxBody {
 		r.dropped++
+		data.Close()
 		return
 	}
-	r.size += len(payload)
-	m := wsMessage{From: from, Type: map[byte]string{1: "text", 2: "binary", 8: "close", 9: "ping", 10: "pong"}[opcode]}
-	switch {
-	case opcode == 1 && json.Valid(payload):
-		m.Data = json.RawMessage(append([]byte(nil), payload...))
-	case opcode == 2:
-		m.Data = payload // base64 in JSON
-	case len(payload) > 0:
-		m.Data = string(payload)
+	r.size += data.Size()
+	if r.count++; r.count > 1 {
+		io.WriteString(r.body, ",")
 	}
-	r.messages = append(r.messages, m)
+	io.WriteString(r.body, `{"from":"`+from+`","type":"`+wsTypes[opcode]+`"`)
+	if data.Size() > 0 {
+		io.WriteString(r.body, `,"data":`)
+		data.Embed(r.body, opcode == 2) // binary in base64, as json.Marshal writes []byte
+	} else {
+		data.Close()
+	}
+	io.WriteString(r.body, "}")
+}
+
+// finish ends the record and returns it as the response file's body.
+func (r *wsRecorder) finish() *dump.Body {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	io.WriteString(r.body, "]")
+	if r.dropped > 0 {
+		fmt.Fprintf(r.body, `,"messages_dropped":%d`, r.dropped)
+	}
+	io.WriteString(r.body, "}")
+	return r.body
 }
 
 // frameTap parses the frames of one direction (RFC 6455, 5.2) from the
-// bytes relayed, which it only reads, and records each whole message.
+// bytes relayed, which it only reads, and records each whole message. It
+// holds a frame's header and passes its payload, unmasked, on to a
+// dump.Body as it comes, so a message of any size costs the dump's bounded
+// memory only (issue 15, finding 4).
 type frameTap struct {
 	rec     *wsRecorder
 	from    string
-	buf     []byte // bytes of an incomplete frame
-	opcode  byte   // of the message being reassembled
-	message []byte
-	broken  bool // a frame the parser cannot follow: stop recording
+	head    [14]byte // the longest header: 2, 8 of length and 4 of key
+	nhead   int
+	left    uint64 // payload bytes of the current frame still to come
+	key     [4]byte
+	masked  bool
+	pos     int // of the next payload byte in the frame, for the key
+	fin     bool
+	opcode  byte       // of the current frame
+	control *dump.Body // the current frame's payload, for a control frame
+	msgType byte       // of the message being reassembled
+	message *dump.Body
 }
 
 // Write never fails: the dump must not change the relay.
 func (t *frameTap) Write(p []byte) (int, error) {
-	if t.broken {
-		return len(p), nil
+	n := len(p)
+	for len(p) > 0 {
+		if t.nhead >= 0 {
+			p = t.header(p)
+			continue
+		}
+		m := int(min(t.left, uint64(len(p))))
+		t.payload(p[:m])
+		p, t.left = p[m:], t.left-uint64(m)
+		if t.left == 0 {
+			t.frameEnd()
+		}
 	}
-	t.buf = append(t.buf, p...)
-	for t.frame() {
-	}
-	return len(p), nil
+	return n, nil
 }
 
-// frame consumes one complete frame from buf, if there is one.
-func (t *frameTap) frame() bool {
-	b := t.buf
-	if len(b) < 2 {
-		return false
+// header takes header bytes from p and returns the rest; once the header is
+// whole, nhead is -1 and the payload follows.
+func (t *frameTap) header(p []byte) []byte {
+	for len(p) > 0 {
+		t.head[t.nhead] = p[0]
+		t.nhead++
+		p = p[1:]
+		if t.nhead < 2 {
+			continue
+		}
+		want := 2
+		switch t.head[1] & 0x7f {
+		case 126:
+			want += 2
+		case 127:
+			want += 8
+		}
+		if t.head[1]&0x80 != 0 {
+			want += 4
+		}
+		if t.nhead == want {
+			t.start(want)
+			return p
+		}
 	}
-	fin, opcode, masked := b[0]&0x80 != 0, b[0]&0x0f, b[1]&0x80 != 0
-	n, i := uint64(b[1]&0x7f), 2
-	switch n {
+	return p
+}
+
+// start begins the frame whose header is the first size bytes of head.
+func (t *frameTap) start(size int) {
+	h := t.head[:size]
+	t.fin, t.opcode, t.masked = h[0]&0x80 != 0, h[0]&0x0f, h[1]&0x80 != 0
+	t.left, h = uint64(h[1]&0x7f), h[2:]
+	switch t.left {
 	case 126:
-		if len(b) < 4 {
-			return false
-		}
-		n, i = uint64(binary.BigEndian.Uint16(b[2:])), 4
+		t.left, h = uint64(binary.BigEndian.Uint16(h)), h[2:]
 	case 127:
-		if len(b) < 10 {
-			return false
-		}
-		n, i = binary.BigEndian.Uint64(b[2:]), 10
+		t.left, h = binary.BigEndian.Uint64(h), h[8:]
 	}
-	if n > dump.MaxBody+1<<20 {
-		t.broken, t.buf = true, nil
-		return false
+	if t.masked {
+		copy(t.key[:], h)
 	}
-	var key []byte
-	if masked {
-		if len(b) < i+4 {
-			return false
-		}
-		key, i = b[i:i+4], i+4
-	}
-	if uint64(len(b)-i) < n {
-		return false
-	}
-	payload := b[i : i+int(n)]
-	for j := range payload {
-		if key != nil {
-			payload[j] ^= key[j%4]
-		}
-	}
+	t.nhead, t.pos = -1, 0
 	switch {
-	case opcode >= 8: // control frames are never fragmented
-		t.rec.add(t.from, opcode, payload)
-	case opcode != 0:
-		t.opcode, t.message = opcode, append(t.message[:0], payload...)
-	default:
-		t.message = append(t.message, payload...)
+	case t.opcode >= 8: // control frames are never fragmented
+		t.control = t.rec.ex.Body()
+	case t.opcode != 0 || t.message == nil: // a continuation with no start is one
+		t.msgType, t.message = t.opcode, t.rec.ex.Body()
 	}
-	if fin && opcode < 8 {
-		t.rec.add(t.from, t.opcode, t.message)
+	if t.left == 0 {
+		t.frameEnd()
+	}
+}
+
+// payload passes payload bytes on, unmasked.
+func (t *frameTap) payload(p []byte) {
+	dst := t.message
+	if t.opcode >= 8 {
+		dst = t.control
+	}
+	if !t.masked {
+		dst.Write(p)
+		return
+	}
+	var buf [512]byte
+	for len(p) > 0 {
+		m := copy(buf[:], p)
+		for i := range m {
+			buf[i] ^= t.key[(t.pos+i)%4]
+		}
+		dst.Write(buf[:m])
+		t.pos += m
+		p = p[m:]
+	}
+}
+
+func (t *frameTap) frameEnd() {
+	t.nhead = 0
+	switch {
+	case t.opcode >= 8:
+		t.rec.add(t.from, t.opcode, t.control)
+		t.control = nil
+	case t.fin:
+		t.rec.add(t.from, t.msgType, t.message)
 		t.message = nil
 	}
-	t.buf = append(t.buf[:0], b[i+int(n):]...)
-	return true
+}
+
+// close releases a message the connection ended in the middle of.
+func (t *frameTap) close() {
+	for _, b := range []*dump.Body{t.control, t.message} {
+		if b != nil {
+			b.Close()
+		}
+	}
 }

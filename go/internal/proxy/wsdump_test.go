@@ -1,10 +1,15 @@
 package proxy
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/openai/codex-responses-api-proxy/go/internal/dump"
 	"github.com/openai/codex-responses-api-proxy/go/internal/httpsyntax"
 )
 
@@ -48,22 +53,59 @@ func TestFrameTap(t *testing.T) {
 	stream = append(stream, frameBytes(true, 1, strings.Repeat("z", 70000), nil)...)
 	stream = append(stream, frameBytes(true, 2, "\x00\x01", nil)...)
 	stream = append(stream, frameBytes(true, 8, "\x03\xe8", key)...)
-	for _, step := range []int{1, 7, len(stream)} {
-		rec := &wsRecorder{}
+	dir := t.TempDir()
+	d, err := dump.New(dir, t.Errorf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n, step := range []int{1, 7, len(stream)} {
+		ex := d.Start()
+		rec := newRecorder(ex)
 		tap := &frameTap{rec: rec, from: "client"}
 		for i := 0; i < len(stream); i += step {
 			tap.Write(stream[i:min(i+step, len(stream))])
 		}
+		tap.close()
+		ex.Response(101, nil, rec.finish(), false)
 		var got []string
-		for _, m := range rec.messages {
-			data, _ := json.Marshal(m.Data)
-			got = append(got, m.Type+" "+string(data)[:min(len(data), 20)])
+		for _, m := range readMessages(t, dir, n+1) {
+			var data bytes.Buffer
+			json.Compact(&data, m.Data)
+			got = append(got, m.Type+" "+data.String()[:min(data.Len(), 20)])
 		}
 		want := []string{`ping "hi"`, `text {"type":"x"}`, `text "zzzzzzzzzzzzzzzzzzz`, `binary "AAE="`, `close "\u0003\ufffd"`}
 		if strings.Join(got, "|") != strings.Join(want, "|") {
 			t.Errorf("writes of %d bytes: got %q, want %q", step, got, want)
 		}
 	}
+}
+
+// readMessages reads the messages of the response file of exchange n.
+func readMessages(t *testing.T, dir string, n int) []struct {
+	From, Type string
+	Data       json.RawMessage
+} {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(dir, fmt.Sprintf("%06d-*-response.json", n)))
+	if len(files) != 1 {
+		t.Fatalf("got files %q, want one response file", files)
+	}
+	data, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f struct {
+		Body struct {
+			Messages []struct {
+				From, Type string
+				Data       json.RawMessage
+			} `json:"websocket_messages"`
+		}
+	}
+	if err := json.Unmarshal(data, &f); err != nil {
+		t.Fatalf("%s: %v\n%s", files[0], err, data)
+	}
+	return f.Body.Messages
 }
 
 func TestWithoutDeflate(t *testing.T) {
