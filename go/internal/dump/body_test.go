@@ -93,7 +93,7 @@ var dumpSeeds = []string{
 func TestBodyFileAsBefore(t *testing.T) {
 	d := newDumper(t)
 	cuts := rand.New(rand.NewPCG(1, 2))
-	big := []string{bigJSON(200 << 10), bigJSON(200<<10)[1:], strings.Repeat("data: é<\xe2\x80\xa8>\n\n", 20000)}
+	big := []string{bigJSON(200 << 10), bigJSON(200 << 10)[1:], strings.Repeat("data: é<\xe2\x80\xa8>\n\n", 20000)}
 	for i, body := range append(dumpSeeds, big...) {
 		want := oldFile([]byte(body), false, i%2 == 1)
 		if got := dumpOnce(t, d, []byte(body), cuts, i%2 == 1); !bytes.Equal(got, want) && want != nil {
