@@ -25,7 +25,7 @@ step "fuzz targets, briefly"
 # -fuzztime deadline as a failure ("context deadline exceeded", no input
 # written) on a loaded machine (golang/go#75804, fixed in Go 1.27). 50,000
 # inputs take 2 to 10 s per target here.
-for target in internal/apikey:FuzzReadKey internal/proxy:FuzzAllowRequest internal/proxy:FuzzHeaderFilter internal/server:FuzzReadRequest internal/httpsyntax:FuzzHeadRead internal/upstream:FuzzParseResponse internal/oidc:FuzzParseExchange internal/oidc:FuzzParseJWT internal/server:FuzzRequestParity internal/upstream:FuzzResponseParity; do
+for target in internal/apikey:FuzzReadKey internal/proxy:FuzzAllowRequest internal/proxy:FuzzHeaderFilter internal/server:FuzzReadRequest internal/httpsyntax:FuzzHeadRead internal/upstream:FuzzParseResponse internal/oidc:FuzzParseExchange internal/oidc:FuzzParseJWT internal/server:FuzzRequestParity internal/upstream:FuzzResponseParity internal/dump:FuzzBodyIndent; do
   (cd go && go test -run='^$' -fuzz="^${target#*:}\$" -fuzztime=50000x -fuzzminimizetime=1s "./${target%%:*}")
 done
 

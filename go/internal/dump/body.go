@@ -38,7 +38,7 @@ type Body struct {
 	stored    int64
 	truncated bool
 	failed    bool // the file could not be written: the bytes are lost
-	json      scanner
+	shape     indenter // counts, to tell JSON and what indenting it costs
 }
 
 // Body returns an empty Body whose file, if it needs one, goes in e's
@@ -55,8 +55,8 @@ func (b *Body) Write(p []byte) (int, error) {
 	if len(p) == 0 || b.failed {
 		return n, nil
 	}
-	for i := 0; i < len(p) && b.json.st != stError; i++ {
-		b.json.step(p[i]) // an SSE stream fails at its first byte
+	if b.shape.s.st != stError { // an SSE stream fails at its first byte
+		b.shape.Write(p)
 	}
 	b.stored += int64(len(p))
 	if !b.tried {
@@ -110,8 +110,12 @@ func (b *Body) toFile(p []byte) {
 	b.filed += int64(len(p))
 }
 
-// isJSON reports whether the stored bytes are one JSON text.
-func (b *Body) isJSON() bool { return !b.failed && b.json.done() }
+// isJSON reports whether the stored bytes are one JSON text, which
+// indenting would not grow by more than MaxBody: deeply nested JSON is
+// written as a string, or a few KiB of brackets would take gigabytes.
+func (b *Body) isJSON() bool {
+	return !b.failed && b.shape.s.done() && b.shape.n-b.stored <= MaxBody
+}
 
 // each passes the stored bytes to w, in order, through the chunk's memory.
 func (b *Body) each(w io.Writer) error {

@@ -26,17 +26,33 @@ type oldResponse struct {
 
 // oldFile is nil where the old dump wrote no file: a body nested 10,000
 // deep, which json.Valid accepts but the file nests one deeper (the
-// streamed dump writes it).
+// streamed dump writes it, as a string).
+// A JSON body that indenting would grow by more than MaxBody is now written
+// as a string (tooDeep).
 func oldFile(body []byte, truncated, aborted bool) []byte {
-	var v any = string(body)
-	if json.Valid(body) {
-		v = json.RawMessage(body)
+	file := func(v any) []byte {
+		data, err := json.MarshalIndent(oldResponse{200, []header{{"Content-Type", "text/x"}}, v, truncated, aborted}, "", "  ")
+		if err != nil {
+			return nil
+		}
+		return append(data, '\n')
 	}
-	data, err := json.MarshalIndent(oldResponse{200, []header{{"Content-Type", "text/x"}}, v, truncated, aborted}, "", "  ")
-	if err != nil {
-		return nil
+	if !json.Valid(body) {
+		return file(string(body))
 	}
-	return append(data, '\n')
+	if data := file(json.RawMessage(body)); data == nil || !tooDeep(body) {
+		return data
+	}
+	return file(string(body))
+}
+
+// tooDeep reports whether indenting the JSON text body grows it by more than
+// MaxBody.
+func tooDeep(body []byte) bool {
+	v, err := json.MarshalIndent(struct {
+		B json.RawMessage
+	}{body}, "", "  ")
+	return err == nil && len(v)-len("{\n  \"B\": \n}")-len(body) > MaxBody
 }
 
 // dumpOnce writes body to a response file in pieces of the sizes cuts gives
@@ -85,6 +101,8 @@ var dumpSeeds = []string{
 	`tru`, `truex`, `nul`, `[1,]`, `{"a"}`, `{"a":}`, `{,}`, `[1 2]`, `{"a":1}}`, `"` + "\x01" + `"`, `"\x"`, `"\u12"`,
 	"data: {\"type\":\"response.created\"}\n\n", "event: x\ndata: <&>\n\n", "\xe2\x80\xa8\xe2\x80", "😀"[:3],
 	strings.Repeat("[", 10000) + strings.Repeat("]", 10000), strings.Repeat("[", 10001) + strings.Repeat("]", 10001),
+	strings.Repeat(`{"a":[`, 40) + strings.Repeat("]}", 40), strings.Repeat("[", 2000) + strings.Repeat("]", 2000),
+	strings.Repeat("[", 2900) + strings.Repeat("]", 2900),
 }
 
 // TestBodyFileAsBefore: the streamed file is byte for byte what the dump
@@ -126,6 +144,11 @@ func FuzzBodyIndent(f *testing.F) {
 		}{v}, "", "  ")
 		if err != nil {
 			return // nested 10,000 deep: the old dump wrote no file
+		}
+		if tooDeep(body) {
+			want, _ = json.MarshalIndent(struct {
+				Body any `json:"body"`
+			}{string(body)}, "", "  ")
 		}
 		b := &Body{d: &Dumper{logf: t.Errorf}}
 		defer b.Close()

@@ -9,9 +9,11 @@ import (
 // indenter writes a valid JSON text as json.MarshalIndent writes a
 // json.RawMessage at depth: compacted, with <, >, &, U+2028 and U+2029
 // escaped in strings, then indented by two spaces; a dump file is the same
-// whether its body was written in one piece or in many.
+// whether its body was written in one piece or in many. With no w, it only
+// counts what it would write.
 type indenter struct {
 	w          *bufio.Writer
+	n          int64 // bytes written
 	s          scanner
 	depth      int
 	needIndent bool
@@ -19,7 +21,24 @@ type indenter struct {
 }
 
 func (d *indenter) Write(p []byte) (int, error) {
-	for _, c := range p {
+	for i := 0; i < len(p); i++ {
+		if d.s.st == stString && len(d.held) == 0 {
+			// Most of a body is the inside of strings: copied in runs.
+			j := i
+			for j < len(p) && plain(p[j]) {
+				j++
+			}
+			if j > i {
+				d.n += int64(j - i)
+				if d.w != nil {
+					d.w.Write(p[i:j])
+				}
+				if i = j; i == len(p) {
+					break
+				}
+			}
+		}
+		c := p[i]
 		cl := d.s.step(c)
 		if cl == classSpace || cl == classError {
 			continue
@@ -34,12 +53,12 @@ func (d *indenter) Write(p []byte) (int, error) {
 			d.copy(c)
 		case classOpen:
 			d.needIndent = true
-			d.w.WriteByte(c)
+			d.put(c)
 		case classComma:
-			d.w.WriteByte(c)
+			d.put(c)
 			d.newline()
 		case classColon:
-			d.w.WriteString(": ")
+			d.puts(": ")
 		case classClose:
 			if d.needIndent {
 				d.needIndent = false
@@ -47,7 +66,7 @@ func (d *indenter) Write(p []byte) (int, error) {
 				d.depth--
 				d.newline()
 			}
-			d.w.WriteByte(c)
+			d.put(c)
 		}
 	}
 	return len(p), nil
@@ -60,35 +79,57 @@ func (d *indenter) copy(c byte) {
 	switch {
 	case len(d.held) == 2 && c&^1 == lineSep[2]:
 		d.held = d.held[:0]
-		d.w.WriteString(`\u202`)
-		d.w.WriteByte(hexDigits[c&0xf])
+		d.puts(`\u202`)
+		d.put(hexDigits[c&0xf])
 		return
 	case len(d.held) < 2 && c == lineSep[len(d.held)]:
 		d.held = append(d.held, c)
 		return
 	}
-	d.w.Write(d.held)
+	for _, h := range d.held {
+		d.put(h)
+	}
 	d.held = d.held[:0]
 	switch {
 	case c == lineSep[0]:
 		d.held = append(d.held, c)
 	case c == '<' || c == '>' || c == '&':
-		d.w.WriteString(`\u00`)
-		d.w.WriteByte(hexDigits[c>>4])
-		d.w.WriteByte(hexDigits[c&0xf])
+		d.puts(`\u00`)
+		d.put(hexDigits[c>>4])
+		d.put(hexDigits[c&0xf])
 	default:
-		d.w.WriteByte(c)
+		d.put(c)
 	}
 }
 
 func (d *indenter) newline() {
-	d.w.WriteByte('\n')
+	d.put('\n')
 	for range d.depth {
-		d.w.WriteString("  ")
+		d.puts("  ")
+	}
+}
+
+func (d *indenter) put(c byte) {
+	d.n++
+	if d.w != nil {
+		d.w.WriteByte(c)
+	}
+}
+
+func (d *indenter) puts(s string) {
+	d.n += int64(len(s))
+	if d.w != nil {
+		d.w.WriteString(s)
 	}
 }
 
 const hexDigits = "0123456789abcdef"
+
+// plain reports whether c, inside a string, is copied as it is and leaves
+// the scanner where it was.
+func plain(c byte) bool {
+	return c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' && c != 0xe2
+}
 
 // stringWriter writes bytes as the inside of a JSON string, as json.Marshal
 // writes a Go string: invalid UTF-8 as U+FFFD, HTML characters escaped. A
