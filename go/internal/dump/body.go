@@ -37,7 +37,7 @@ type Body struct {
 	filed     int64 // bytes in file
 	stored    int64
 	truncated bool
-	failed    bool // the file could not be written: the bytes are lost
+	failed    bool     // the file could not be written: the bytes are lost
 	shape     indenter // counts, to tell JSON and what indenting it costs
 }
 
