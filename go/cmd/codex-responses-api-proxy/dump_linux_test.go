@@ -2,11 +2,13 @@ package main_test
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -18,7 +20,8 @@ import (
 // before their last byte cost the proxy a bounded amount of memory, not the
 // 16 MiB each that a dump holding bodies whole needs (issue 15, finding 4);
 // and whether their clients go or the upstream answers before the end,
-// unfinished bodies give their files and descriptors back.
+// unfinished bodies give their memory and descriptors back, each leaving a
+// request file marked aborted.
 func TestDumpMemoryBounded(t *testing.T) {
 	t.Parallel()
 	const uploads, size = 8, 16 << 20
@@ -85,6 +88,28 @@ func TestDumpMemoryBounded(t *testing.T) {
 		c.Close()
 	}
 	waitFDs(t, p.pid(), baseFDs, deadline, "the upstream refused uploads early")
+
+	// Each unfinished body still has its request file, marked aborted.
+	var aborted, whole int
+	files, _ := filepath.Glob(filepath.Join(p.dumpDir, "*-request.json"))
+	for _, name := range files {
+		data, err := os.ReadFile(name)
+		var f dumpFile
+		if err == nil {
+			err = json.Unmarshal(data, &f)
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if f.Aborted {
+			aborted++
+		} else {
+			whole++
+		}
+	}
+	if aborted != uploads+4 || whole != 1 {
+		t.Errorf("request files: got %d aborted and %d whole, want %d and 1", aborted, whole, uploads+4)
+	}
 }
 
 // waitFDs waits until the proxy holds no more descriptors than it did.

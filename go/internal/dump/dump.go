@@ -113,14 +113,15 @@ type header struct {
 }
 
 // Request writes the request file, and closes body; a nil body is empty.
-// The proxy calls it once the whole body has been passed upstream, so the
-// disk never delays a byte of the request.
-func (e *Exchange) Request(method, url string, h []httpsyntax.Field, body *Body) {
+// aborted marks a body that was not read to its end: it failed, or the
+// exchange ended first. The proxy calls it once the whole body has been
+// passed upstream, so the disk never delays a byte of the request.
+func (e *Exchange) Request(method, url string, h []httpsyntax.Field, body *Body, aborted bool) {
 	e.write("request", struct {
 		Method  string   `json:"method"`
 		URL     string   `json:"url"`
 		Headers []header `json:"headers"`
-	}{method, url, headers(h)}, body, false)
+	}{method, url, headers(h)}, body, aborted)
 }
 
 // Response writes the response file, and closes body; aborted marks a

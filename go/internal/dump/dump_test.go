@@ -44,7 +44,7 @@ func TestExchangeFiles(t *testing.T) {
 		{Name: "Authorization", Value: "Bearer secret"},
 		{Name: "Cookie", Value: "a=b"},
 		{Name: "Content-Type", Value: "application/json"},
-	}, req)
+	}, req, false)
 	ex.Response(200, []httpsyntax.Field{
 		{Name: "Set-Cookie", Value: "c=d"},
 		{Name: "Proxy-Authorization", Value: "Basic x"},
@@ -141,7 +141,7 @@ func TestHeadersOrderAndRedaction(t *testing.T) {
 
 	// And so in the file, in that order.
 	d := newDumper(t)
-	d.Start().Request("POST", "https://api.example/v1/responses", in, nil)
+	d.Start().Request("POST", "https://api.example/v1/responses", in, nil, false)
 	files, _ := filepath.Glob(filepath.Join(d.dir, "000001-*-request.json"))
 	if len(files) != 1 {
 		t.Fatalf("got files %q, want one request file", files)

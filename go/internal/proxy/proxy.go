@@ -337,8 +337,10 @@ func (b *bodyReader) failure() error {
 }
 
 // dumpReader captures the request body and writes the request file once the
-// body has been read to its end (or failed). The upstream client's writer
-// goroutine reads it, and may outlive the handler, hence the lock.
+// body has been read to its end, or failed, or, if neither, when the handler
+// is done (abandon), marked aborted unless it ended cleanly. The upstream
+// client's writer goroutine reads it, and may outlive the handler, hence the
+// lock.
 type dumpReader struct {
 	r      io.Reader
 	ex     *dump.Exchange
@@ -354,26 +356,27 @@ func (d *dumpReader) Read(p []byte) (int, error) {
 	n, err := d.r.Read(p)
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.done {
-		return n, err
-	}
-	d.body.Write(p[:n])
-	if err != nil {
-		d.done = true
-		d.ex.Request(d.method, d.url, d.fields, d.body)
+	if !d.done {
+		d.body.Write(p[:n])
+		if err != nil {
+			d.end(err != io.EOF)
+		}
 	}
 	return n, err
 }
 
-// abandon releases the body of a request that was not read to its end,
-// when the handler is done: its request file is not written.
+// abandon writes the request file of a body that was not read to its end.
 func (d *dumpReader) abandon() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if !d.done {
-		d.done = true
-		d.body.Close()
+		d.end(true)
 	}
+}
+
+func (d *dumpReader) end(aborted bool) {
+	d.done = true
+	d.ex.Request(d.method, d.url, d.fields, d.body, aborted)
 }
 
 // bufPool holds the copy buffers of streams that have data moving: 16 KiB

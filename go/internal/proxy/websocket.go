@@ -85,7 +85,7 @@ func (h *Handler) webSocket(w *server.Response, r *server.Request, rec *record) 
 		// read without inflating (the bytes are relayed unchanged).
 		fields = withoutDeflate(fields)
 		ex = h.cfg.Dumper.Start()
-		ex.Request(r.Method, h.cfg.UpstreamURL, fields, nil)
+		ex.Request(r.Method, h.cfg.UpstreamURL, fields, nil, false)
 	}
 	var resp *upstream.Response
 	var up *upstream.Upgraded
