@@ -138,10 +138,14 @@ func (h *Handler) webSocket(w *server.Response, r *server.Request, rec *record) 
 	}
 }
 
-// duplex is one end of a relayed connection.
+// duplex is one end of a relayed connection. It has no Wait (see waiter):
+// each direction's goroutine blocks in Read with a pooled buffer, which is
+// a buffer held per direction of an open WebSocket, one per Codex session,
+// and each message is then one read into it and one write out of it. With
+// Wait, a message took a read into the connection's 4 KiB bufio.Reader and
+// a copy out of it, and one over 4 KiB a read and a write per 4 KiB.
 type duplex interface {
 	io.ReadWriteCloser
-	waiter
 	CloseWrite() error
 }
 

@@ -65,13 +65,9 @@ func (w *Response) SwitchProtocols(protocol string, fields []httpsyntax.Field) (
 }
 
 // Read reads what the client sends, starting with anything it sent after the
-// request head.
+// request head. Once that is read, a p of 4 KiB or more is read into
+// directly, in one system call.
 func (s *Switched) Read(p []byte) (int, error) { return s.c.br.Read(p) }
-
-// Wait blocks until a Read would not: client bytes, their end or an error.
-// It consumes nothing and needs no buffer of the caller's, so that a relay
-// of many quiet connections takes a copy buffer only once data is there.
-func (s *Switched) Wait() { _, _ = s.c.br.Peek(1) }
 
 // Write writes to the client at once, unbuffered.
 func (s *Switched) Write(p []byte) (int, error) { return s.c.rwc.Write(p) }
@@ -85,5 +81,5 @@ func (s *Switched) CloseWrite() error {
 	return errors.ErrUnsupported
 }
 
-// Close closes the connection; Read, Wait and Write return at once.
+// Close closes the connection; Read and Write return at once.
 func (s *Switched) Close() error { return s.c.rwc.Close() }

@@ -73,13 +73,14 @@ func (c *Client) UpgradeAuth(ctx context.Context, auth []byte, protocol string, 
 }
 
 // Upgraded is an upstream connection that switched protocols. One goroutine
-// may read (Wait, Read) while another writes (Write, CloseWrite); Close is
+// may read while another writes (Write, CloseWrite); Close is
 // safe from any goroutine.
 type Upgraded struct {
 	x *exchange
 }
 
 // Read reads from the upstream, starting with what it sent after the 101.
+// Once that is read, a p of 4 KiB or more is read into directly.
 func (u *Upgraded) Read(p []byte) (int, error) {
 	n, err := u.x.pc.br.Read(p)
 	if err != nil && u.x.ctx.Err() != nil {
@@ -87,9 +88,6 @@ func (u *Upgraded) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
-
-// Wait blocks until a Read would not, as respBody.Wait does.
-func (u *Upgraded) Wait() { _, _ = u.x.pc.br.Peek(1) }
 
 // Write writes to the upstream at once.
 func (u *Upgraded) Write(p []byte) (int, error) { return u.x.pc.nc.Write(p) }
@@ -106,7 +104,7 @@ func (u *Upgraded) CloseWrite() error {
 	return errors.ErrUnsupported
 }
 
-// Close closes the connection; it is idempotent, and makes a Read, Wait or
+// Close closes the connection; it is idempotent, and makes a Read or
 // Write in another goroutine return at once.
 func (u *Upgraded) Close() error {
 	u.x.stop()
