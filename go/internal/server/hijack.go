@@ -2,9 +2,11 @@ package server
 
 import (
 	"errors"
+	"io"
 	"net/http"
 
 	"github.com/openai/codex-responses-api-proxy/go/internal/httpsyntax"
+	"github.com/openai/codex-responses-api-proxy/go/internal/rawio"
 )
 
 // ErrNotSwitchable is returned by SwitchProtocols once the response has
@@ -23,7 +25,9 @@ var errSwitched = errors.New("server: the connection has switched protocols")
 // and writes then fail) and cancels the request's context. No timeout of
 // the server applies to it: a switched protocol keeps its own.
 type Switched struct {
-	c *conn
+	c       *conn
+	rw      io.ReadWriter // the connection through rawio (issue 11)
+	drained bool          // c.br is empty: Read reads rw
 }
 
 // SwitchProtocols writes "101 Switching Protocols" with fields and the
@@ -61,16 +65,24 @@ func (w *Response) SwitchProtocols(protocol string, fields []httpsyntax.Field) (
 		return nil, err
 	}
 	w.err = errSwitched // the response's own writes would corrupt the stream
-	return &Switched{c: w.c}, nil
+	return &Switched{c: w.c, rw: rawio.Wrap(w.c.rwc)}, nil
 }
 
 // Read reads what the client sends, starting with anything it sent after the
-// request head. Once that is read, a p of 4 KiB or more is read into
-// directly, in one system call.
-func (s *Switched) Read(p []byte) (int, error) { return s.c.br.Read(p) }
+// request head (or an error the server's reader kept), then from the socket
+// into p directly, in one system call. One goroutine may read while another
+// writes.
+func (s *Switched) Read(p []byte) (int, error) {
+	if s.drained {
+		return s.rw.Read(p)
+	}
+	n, err := s.c.br.Read(p)
+	s.drained = s.c.br.Buffered() == 0
+	return n, err
+}
 
 // Write writes to the client at once, unbuffered.
-func (s *Switched) Write(p []byte) (int, error) { return s.c.rwc.Write(p) }
+func (s *Switched) Write(p []byte) (int, error) { return s.rw.Write(p) }
 
 // CloseWrite shuts down the sending side: the client reads an end of input
 // and may still send.

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/openai/codex-responses-api-proxy/go/internal/httpsyntax"
+	"github.com/openai/codex-responses-api-proxy/go/internal/rawio"
 )
 
 // conn is one connection to the upstream (possibly tunnelled).
@@ -57,8 +58,9 @@ func (pc *conn) writeHead(head [][]byte) (unsent bool, err error) {
 		}
 		return false, nil
 	}
+	// Plain TCP: nc is raw, or raw through rawio, which has no writev.
 	bufs := net.Buffers(append(pc.iov[:0], head...))
-	n, err := bufs.WriteTo(pc.nc)
+	n, err := bufs.WriteTo(pc.raw)
 	return err != nil && n == 0, err
 }
 
@@ -77,7 +79,7 @@ func (c *Client) getConn(ctx context.Context, fresh bool) (pc *conn, reused bool
 		}
 		pc.close()
 	}
-	pc, err = c.dial(ctx)
+	pc, err = c.dial(ctx, false)
 	return pc, false, err
 }
 
@@ -179,8 +181,10 @@ func (c *Client) sweep() {
 }
 
 // dial opens a connection to the upstream: TCP, through a CONNECT tunnel if
-// a proxy applies (https upstreams only), then TLS for https.
-func (c *Client) dial(ctx context.Context) (*conn, error) {
+// a proxy applies (https upstreams only), then TLS for https. With rawIO,
+// everything above the TCP connection reads and writes it through
+// rawio.Wrap (for a relay that goes idle between messages, issue 11).
+func (c *Client) dial(ctx context.Context, rawIO bool) (*conn, error) {
 	var proxyURL *url.URL
 	if c.proxy != nil {
 		var err error
@@ -200,8 +204,11 @@ func (c *Client) dial(ctx context.Context) (*conn, error) {
 		return nil, fmt.Errorf("dialing upstream: %w", err)
 	}
 	nc := raw
+	if rawIO {
+		nc = rawio.Wrap(raw)
+	}
 	if proxyURL != nil {
-		if nc, err = c.tunnel(ctx, raw, proxyURL); err != nil {
+		if nc, err = c.tunnel(ctx, nc, proxyURL); err != nil {
 			_ = raw.Close()
 			return nil, err
 		}

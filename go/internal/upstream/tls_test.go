@@ -218,7 +218,7 @@ func TestTLS12Only(t *testing.T) {
 	}
 	probe.Close()
 	c := newClient(t, srv.URL+"/v1/responses", func(cfg *Config) { cfg.RootCAs = roots })
-	pc, err := c.dial(context.Background())
+	pc, err := c.dial(context.Background(), false)
 	if err != nil {
 		t.Fatal(err)
 	}

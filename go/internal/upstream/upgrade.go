@@ -2,10 +2,8 @@ package upstream
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 
 	"github.com/openai/codex-responses-api-proxy/go/internal/httpsyntax"
@@ -50,7 +48,7 @@ func (c *Client) UpgradeAuth(ctx context.Context, auth []byte, protocol string, 
 	split := len(b)
 	h.buf = append(b, "\r\n"...)
 
-	pc, err := c.dial(ctx)
+	pc, err := c.dial(ctx, true)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -95,11 +93,8 @@ func (u *Upgraded) Write(p []byte) (int, error) { return u.x.pc.nc.Write(p) }
 // CloseWrite ends what the upstream reads (a TLS close_notify, or a TCP
 // FIN), and leaves reading open.
 func (u *Upgraded) CloseWrite() error {
-	switch nc := u.x.pc.nc.(type) {
-	case *tls.Conn:
-		return nc.CloseWrite()
-	case *net.TCPConn:
-		return nc.CloseWrite()
+	if cw, ok := u.x.pc.nc.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite() // *tls.Conn, or the TCP connection
 	}
 	return errors.ErrUnsupported
 }
