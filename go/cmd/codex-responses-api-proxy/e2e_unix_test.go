@@ -280,17 +280,7 @@ func TestDumpDirRefused(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			info := filepath.Join(t.TempDir(), "info.json")
-			p := launch(t, options{up: countingUpstream(t), args: []string{"--dump-dir", tt.dir}, serverInfo: info})
-			if code := p.waitExit(); code != 1 {
-				t.Errorf("exit code: got %d, want 1; stderr:\n%s", code, p.stderr.String())
-			}
-			if stderr := p.stderr.String(); !strings.Contains(stderr, linePrefix+"error:") || !strings.Contains(stderr, tt.mention) {
-				t.Errorf("stderr: got %q, want an error line mentioning %q", stderr, tt.mention)
-			}
-			if _, err := os.Stat(info); err == nil {
-				t.Errorf("server info: got a file, want none")
-			}
+			refusedAtStartup(t, []string{"--dump-dir", tt.dir}, "", tt.mention)
 			if entries, _ := os.ReadDir(real); len(entries) != 0 {
 				t.Errorf("%s: got %d entries, want none", real, len(entries))
 			}

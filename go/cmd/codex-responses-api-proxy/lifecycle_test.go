@@ -215,21 +215,28 @@ func TestRuntimeStartupErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			info := tt.info
-			if info == "" {
-				info = filepath.Join(t.TempDir(), "info.json")
-			}
-			p := launch(t, options{up: countingUpstream(t), args: tt.args, serverInfo: info})
-			if code := p.waitExit(); code != 1 {
-				t.Errorf("exit code: got %d, want 1; stderr:\n%s", code, p.stderr.String())
-			}
-			if stderr := p.stderr.String(); !strings.Contains(stderr, linePrefix+"error:") || !strings.Contains(stderr, tt.mention) {
-				t.Errorf("stderr: got %q, want an error line mentioning %q", stderr, tt.mention)
-			}
-			if _, err := os.Stat(info); err == nil {
-				t.Errorf("server info: got a file, want none")
-			}
+			refusedAtStartup(t, tt.args, tt.info, tt.mention)
 		})
+	}
+}
+
+// refusedAtStartup starts the proxy with args and checks that it exits 1
+// with an error line mentioning mention, having written no server info to
+// info (a file of the test's own if empty).
+func refusedAtStartup(t *testing.T, args []string, info, mention string) {
+	t.Helper()
+	if info == "" {
+		info = filepath.Join(t.TempDir(), "info.json")
+	}
+	p := launch(t, options{up: countingUpstream(t), args: args, serverInfo: info})
+	if code := p.waitExit(); code != 1 {
+		t.Errorf("exit code: got %d, want 1; stderr:\n%s", code, p.stderr.String())
+	}
+	if stderr := p.stderr.String(); !strings.Contains(stderr, linePrefix+"error:") || !strings.Contains(stderr, mention) {
+		t.Errorf("stderr: got %q, want an error line mentioning %q", stderr, mention)
+	}
+	if _, err := os.Stat(info); err == nil {
+		t.Errorf("server info: got a file, want none")
 	}
 }
 

@@ -31,7 +31,6 @@ var chunks = sync.Pool{New: func() any { return new([chunkSize]byte) }}
 type Body struct {
 	d         *Dumper
 	chunk     *[chunkSize]byte // nil before the first byte or when memory ran out
-	tried     bool             // a chunk was asked for
 	n         int              // bytes in chunk
 	file      *os.File
 	filed     int64 // bytes in file
@@ -59,8 +58,7 @@ func (b *Body) Write(p []byte) (int, error) {
 		b.shape.Write(p)
 	}
 	b.stored += int64(len(p))
-	if !b.tried {
-		b.tried = true
+	if b.chunk == nil && b.file == nil { // the first byte: ask for a chunk
 		select {
 		case memory <- struct{}{}:
 			b.chunk = chunks.Get().(*[chunkSize]byte)
@@ -119,25 +117,24 @@ func (b *Body) isJSON() bool {
 
 // each passes the stored bytes to w, in order, through the chunk's memory.
 func (b *Body) each(w io.Writer) error {
-	if b.failed {
+	switch {
+	case b.failed:
+		return nil
+	case b.file == nil:
+		if b.chunk != nil {
+			w.Write(b.chunk[:b.n])
+		}
 		return nil
 	}
-	if b.file != nil && b.chunk != nil {
+	var buf []byte
+	if b.chunk != nil {
 		if !b.flush() {
 			return nil
 		}
-		if _, err := io.CopyBuffer(w, io.NewSectionReader(b.file, 0, b.filed), b.chunk[:]); err != nil {
-			return fmt.Errorf("reading a stored body: %w", err)
-		}
-		return nil
+		buf = b.chunk[:]
 	}
-	if b.file != nil {
-		if _, err := io.Copy(w, io.NewSectionReader(b.file, 0, b.filed)); err != nil {
-			return fmt.Errorf("reading a stored body: %w", err)
-		}
-	}
-	if b.chunk != nil {
-		w.Write(b.chunk[:b.n])
+	if _, err := io.CopyBuffer(w, io.NewSectionReader(b.file, 0, b.filed), buf); err != nil {
+		return fmt.Errorf("reading a stored body: %w", err)
 	}
 	return nil
 }
@@ -203,7 +200,7 @@ func (b *Body) writeString(w *bufio.Writer) error {
 	return err
 }
 
-// Size is how many bytes were written to b, stored or not.
+// Size is how many bytes b stores: those written to it, up to MaxBody.
 func (b *Body) Size() int64 { return b.stored }
 
 // writers buffer the writing of dump files and embedded values.

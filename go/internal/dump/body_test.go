@@ -24,35 +24,35 @@ type oldResponse struct {
 	Aborted       bool     `json:"aborted,omitempty"`
 }
 
-// oldFile is nil where the old dump wrote no file: a body nested 10,000
-// deep, which json.Valid accepts but the file nests one deeper (the
-// streamed dump writes it, as a string).
-// A JSON body that indenting would grow by more than MaxBody is now written
-// as a string (tooDeep).
+// oldFile is the response file as the old dump wrote it, with the body as
+// bodyValue has it.
 func oldFile(body []byte, truncated, aborted bool) []byte {
-	file := func(v any) []byte {
-		data, err := json.MarshalIndent(oldResponse{200, []header{{"Content-Type", "text/x"}}, v, truncated, aborted}, "", "  ")
-		if err != nil {
-			return nil
-		}
-		return append(data, '\n')
+	data, err := json.MarshalIndent(oldResponse{200, []header{{"Content-Type", "text/x"}}, bodyValue(body), truncated, aborted}, "", "  ")
+	if err != nil {
+		panic(err) // bodyValue leaves no JSON the file cannot nest
 	}
-	if !json.Valid(body) {
-		return file(string(body))
+	return append(data, '\n')
+}
+
+// bodyValue is the body as the old dump wrote it, JSON when it is JSON and a
+// string otherwise, except for the one change: JSON that indenting would
+// grow by more than MaxBody is a string (tooDeep).
+func bodyValue(body []byte) any {
+	if json.Valid(body) && !tooDeep(body) {
+		return json.RawMessage(body)
 	}
-	if data := file(json.RawMessage(body)); data == nil || !tooDeep(body) {
-		return data
-	}
-	return file(string(body))
+	return string(body)
 }
 
 // tooDeep reports whether indenting the JSON text body grows it by more than
-// MaxBody.
+// MaxBody. Nested 10,000 deep, a body cannot be indented in a file at all,
+// which nests it one deeper than encoding/json allows (the old dump wrote no
+// file); that takes hundreds of MB of indentation anyway.
 func tooDeep(body []byte) bool {
 	v, err := json.MarshalIndent(struct {
 		B json.RawMessage
 	}{body}, "", "  ")
-	return err == nil && len(v)-len("{\n  \"B\": \n}")-len(body) > MaxBody
+	return err != nil || len(v)-len("{\n  \"B\": \n}")-len(body) > MaxBody
 }
 
 // dumpOnce writes body to a response file in pieces of the sizes cuts gives
@@ -114,11 +114,11 @@ func TestBodyFileAsBefore(t *testing.T) {
 	big := []string{bigJSON(200 << 10), bigJSON(200 << 10)[1:], strings.Repeat("data: é<\xe2\x80\xa8>\n\n", 20000)}
 	for i, body := range append(dumpSeeds, big...) {
 		want := oldFile([]byte(body), false, i%2 == 1)
-		if got := dumpOnce(t, d, []byte(body), cuts, i%2 == 1); !bytes.Equal(got, want) && want != nil {
+		if got := dumpOnce(t, d, []byte(body), cuts, i%2 == 1); !bytes.Equal(got, want) {
 			t.Errorf("body %d (%.40q): got\n%.400s\nwant\n%.400s", i, body, got, want)
 		}
 		withoutMemory(func() {
-			if got := dumpOnce(t, d, []byte(body), cuts, i%2 == 1); !bytes.Equal(got, want) && want != nil {
+			if got := dumpOnce(t, d, []byte(body), cuts, i%2 == 1); !bytes.Equal(got, want) {
 				t.Errorf("body %d (%.40q) without memory: got\n%.400s\nwant\n%.400s", i, body, got, want)
 			}
 		})
@@ -135,20 +135,11 @@ func FuzzBodyIndent(f *testing.F) {
 		f.Add([]byte(s), uint64(1))
 	}
 	f.Fuzz(func(t *testing.T, body []byte, seed uint64) {
-		var v any = string(body)
-		if json.Valid(body) {
-			v = json.RawMessage(body)
-		}
 		want, err := json.MarshalIndent(struct {
 			Body any `json:"body"`
-		}{v}, "", "  ")
+		}{bodyValue(body)}, "", "  ")
 		if err != nil {
-			return // nested 10,000 deep: the old dump wrote no file
-		}
-		if tooDeep(body) {
-			want, _ = json.MarshalIndent(struct {
-				Body any `json:"body"`
-			}{string(body)}, "", "  ")
+			t.Fatal(err)
 		}
 		b := &Body{d: &Dumper{logf: t.Errorf}}
 		defer b.Close()
@@ -181,20 +172,22 @@ func bigJSON(n int) string {
 	return b.String()
 }
 
-// TestEmbed: a message embedded in another body is what json.Marshal makes
-// of it: JSON as it is, bytes in base64, anything else as a string.
+// TestEmbed: a message embedded in another body is JSON as it is (the file's
+// indenter compacts it later), else what json.Marshal makes of it: bytes in
+// base64, anything else as a string.
 func TestEmbed(t *testing.T) {
 	d := newDumper(t)
+	marshal := func(v any) string { data, _ := json.Marshal(v); return string(data) }
 	for _, tc := range []struct {
 		in     string
 		binary bool
-		want   any
+		want   string
 	}{
-		{`{"type": "x"}`, false, json.RawMessage(`{"type": "x"}`)},
-		{"not <json> \xff", false, "not <json> \xff"},
-		{"\x00\x01\xff", true, []byte("\x00\x01\xff")},
-		{bigJSON(100 << 10), false, json.RawMessage(bigJSON(100 << 10))},
-		{strings.Repeat("\x07", 100<<10), true, []byte(strings.Repeat("\x07", 100<<10))},
+		{`{"type": "x"}`, false, `{"type": "x"}`},
+		{"not <json> \xff", false, marshal("not <json> \xff")},
+		{"\x00\x01\xff", true, marshal([]byte("\x00\x01\xff"))},
+		{bigJSON(100 << 10), false, bigJSON(100 << 10)},
+		{strings.Repeat("\x07", 100<<10), true, marshal([]byte(strings.Repeat("\x07", 100<<10)))},
 	} {
 		ex := d.Start()
 		b, dst := ex.Body(), ex.Body()
@@ -203,9 +196,8 @@ func TestEmbed(t *testing.T) {
 		var got bytes.Buffer
 		dst.each(&got)
 		dst.Close()
-		want, _ := json.Marshal(tc.want)
-		if !bytes.Equal(got.Bytes(), want) && !(tc.binary == false && json.Valid(want) && got.String() == tc.in) {
-			t.Errorf("%.30q: got %.100s, want %.100s", tc.in, got.Bytes(), want)
+		if got.String() != tc.want {
+			t.Errorf("%.30q: got %.100s, want %.100s", tc.in, got.Bytes(), tc.want)
 		}
 	}
 }
