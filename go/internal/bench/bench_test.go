@@ -1,7 +1,10 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
@@ -9,6 +12,57 @@ import (
 	"testing"
 	"time"
 )
+
+// TestMain lets the test binary serve as the fake upstream, as the
+// benchmark's own binary does, so that run can be tested whole.
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == serveUpstreamArg {
+		os.Exit(serveUpstream())
+	}
+	os.Exit(m.Run())
+}
+
+// TestPhase: --phase measures that phase of the rounds and nothing else (a
+// smoke run against the fake upstream alone), and refuses an unknown name.
+func TestPhase(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bench.json")
+	cfg, err := parseFlags([]string{"--smoke", "--proxy-bin", "off", "--phase", "websocket", "--json", path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := run(context.Background(), cfg); code != 0 {
+		t.Fatalf("run exited %d", code)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out struct {
+		Targets []result `json:"targets"`
+	}
+	if err := json.Unmarshal(data, &out); err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Targets) != 1 || out.Targets[0].Name != "direct" {
+		t.Fatalf("got targets %+v, want direct alone", out.Targets)
+	}
+	m := out.Targets[0].Metrics
+	for _, k := range []string{mWSDelayP50, mWSTurnP50, mPostTurnP50} {
+		if _, ok := m[k]; !ok {
+			t.Errorf("no %s in %v", k, m)
+		}
+	}
+	for _, k := range []string{mFirstEventP50, mJSONP50, mThroughput, mBodyTime, mStreamsServed} {
+		if _, ok := m[k]; ok {
+			t.Errorf("got %s with --phase websocket", k)
+		}
+	}
+
+	cfg.phase = "nope"
+	if code := run(context.Background(), cfg); code != 1 {
+		t.Errorf("--phase nope: run exited %d, want 1", code)
+	}
+}
 
 func TestPercentile(t *testing.T) {
 	d := []time.Duration{5, 1, 4, 2, 3, 10, 9, 8, 7, 6}

@@ -56,6 +56,7 @@ type config struct {
 	nginx        string
 	jsonPath     string
 	commands     []commandTarget
+	phase        string // only this phase of the rounds; "" for the whole run
 }
 
 type commandTarget struct {
@@ -132,6 +133,7 @@ func parseFlags(args []string) (config, error) {
 	jsonPath := fs.String("json", "", "write results as JSON to this file")
 	proxyBin := fs.String("proxy-bin", "", "proxy binary to measure, or off (default: go build "+proxyPackage+")")
 	nginx := fs.String("nginx", "auto", "nginx binary, auto (from PATH if present; off in smoke) or off")
+	phase := fs.String("phase", "", "run only this phase of the rounds (sse, websocket, json, throughput or body), without the concurrent streams and startups: to compare builds side by side (--target) on one figure")
 	var commands []commandTarget
 	fs.Func("target", "another proxy, name='cmd args' with {port}, {server_info}, {upstream}; reads the key on stdin (repeatable)", func(s string) error {
 		name, argv, err := parseTargetFlag(s)
@@ -162,7 +164,7 @@ func parseFlags(args []string) (config, error) {
 	if *bodyMiB > 0 {
 		cfg.bodyBytes = int64(*bodyMiB) << 20
 	}
-	cfg.jsonPath, cfg.proxyBin, cfg.nginx, cfg.commands = *jsonPath, *proxyBin, *nginx, commands
+	cfg.jsonPath, cfg.proxyBin, cfg.nginx, cfg.commands, cfg.phase = *jsonPath, *proxyBin, *nginx, commands, *phase
 	if cfg.nginx == "auto" && cfg.smoke {
 		cfg.nginx = "off"
 	}
@@ -184,6 +186,10 @@ type bench struct {
 func run(ctx context.Context, cfg config) int {
 	b := &bench{cfg: cfg, procs: &procSet{}, load: [2]string{loadavg(), ""}}
 	defer b.procs.stopAll()
+	if cfg.phase != "" && !slices.ContainsFunc(b.roundPhases(ctx), func(ph roundPhase) bool { return ph.name == cfg.phase }) {
+		fmt.Fprintf(os.Stderr, "bench: error: --phase %q: no such phase\n", cfg.phase)
+		return 1
+	}
 	if err := raiseNoFile(); err != nil {
 		fmt.Fprintf(os.Stderr, "bench: warning: %v\n", err)
 	}
@@ -331,19 +337,20 @@ func (b *bench) startNginx(ctx context.Context, t *target, bin string) error {
 	return nil
 }
 
-// measure runs the interleaved rounds, then the concurrent streams and
-// the startup runs, rotating the order of targets each time.
-func (b *bench) measure(ctx context.Context) {
+// roundPhase is one measurement of the rounds. It runs once per round and
+// target, or in slices with the targets alternating, so that a slow drift of
+// the machine's load falls on every target alike; end, if set, closes the
+// round for a target.
+type roundPhase struct {
+	name   string
+	slices int
+	run    func(t *target)
+	end    func(t *target)
+}
+
+func (b *bench) roundPhases(ctx context.Context) []roundPhase {
 	cfg := b.cfg
-	// A phase runs once per round and target, or in slices with the targets
-	// alternating, so that a slow drift of the machine's load falls on
-	// every target alike; end, if set, closes the round for a target.
-	phases := []struct {
-		name   string
-		slices int
-		run    func(t *target)
-		end    func(t *target)
-	}{
+	return []roundPhase{
 		{name: "sse", run: func(t *target) { measureSSE(ctx, t, cfg.sse, cfg.sseStreams) }},
 		{name: "websocket", run: func(t *target) { measureWebSocket(ctx, t, cfg.ws) }},
 		{name: "json", slices: cfg.jsonSlices,
@@ -377,9 +384,19 @@ func (b *bench) measure(ctx context.Context) {
 			}
 		}},
 	}
+}
+
+// measure runs the interleaved rounds, then the concurrent streams and
+// the startup runs, rotating the order of targets each time; with --phase,
+// only that phase of the rounds.
+func (b *bench) measure(ctx context.Context) {
+	cfg := b.cfg
 	for r := range cfg.rounds {
 		fmt.Fprintf(os.Stderr, "bench: round %d/%d\n", r+1, cfg.rounds)
-		for _, ph := range phases {
+		for _, ph := range b.roundPhases(ctx) {
+			if cfg.phase != "" && ph.name != cfg.phase {
+				continue
+			}
 			for s := range max(ph.slices, 1) {
 				for _, t := range b.order(r + s) {
 					if ctx.Err() != nil {
@@ -394,6 +411,9 @@ func (b *bench) measure(ctx context.Context) {
 				}
 			}
 		}
+	}
+	if cfg.phase != "" {
+		return
 	}
 	fmt.Fprintf(os.Stderr, "bench: %d concurrent streams\n", cfg.streams)
 	for _, t := range b.order(cfg.rounds) {

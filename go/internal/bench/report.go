@@ -283,7 +283,7 @@ func (b *bench) writeJSON(noise string, checks []check) error {
 			"json_requests_per_round": c.jsonRequests, "json_slices_per_round": c.jsonSlices, "throughput_slices_per_round": c.thrSlices, "throughput_conns": c.conns,
 			"throughput_seconds": c.duration.Seconds(), "streams": c.streams,
 			"stream_events": c.slow.events, "stream_interval_ms": ms(c.slow.interval),
-			"body_bytes": c.bodyBytes, "startups": c.startups,
+			"body_bytes": c.bodyBytes, "startups": c.startups, "phase": c.phase,
 		},
 		"noise":   noise,
 		"targets": b.resultList(),

@@ -382,7 +382,9 @@ func (d *dumpReader) end(aborted bool) {
 // bufPool holds the copy buffers of streams that have data moving: 16 KiB
 // is several events per read. A stream waiting for its next event holds none
 // (see waiter), so 1,000 slow streams need a handful, not 16 MiB.
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }}
+var bufPool = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
+
+const bufSize = 16 << 10
 
 // waiter is implemented by upstream response bodies: Wait blocks until a
 // Read would not, without a buffer of ours.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/openai/codex-responses-api-proxy/go/internal/dump"
 	"github.com/openai/codex-responses-api-proxy/go/internal/httpsyntax"
+	"github.com/openai/codex-responses-api-proxy/go/internal/rawio"
 	"github.com/openai/codex-responses-api-proxy/go/internal/server"
 	"github.com/openai/codex-responses-api-proxy/go/internal/upstream"
 )
@@ -156,24 +157,24 @@ type duplex interface {
 // client. taps, if set, see the bytes from the client and from up.
 func relayBoth(client, up duplex, taps [2]io.Writer, logf func(string, ...any)) (toUp, toClient int64) {
 	var wg sync.WaitGroup
-	wg.Go(func() { toUp = relayOne(up, client, taps[0], "client to upstream", logf) })
-	toClient = relayOne(client, up, taps[1], "upstream to client", logf)
+	wg.Go(func() { toUp = relayOne(up, client, up, taps[0], "client to upstream", logf) })
+	toClient = relayOne(client, up, handOver{client}, taps[1], "upstream to client", logf)
 	wg.Wait()
 	client.Close()
 	up.Close()
 	return toUp, toClient
 }
 
-// relayOne copies src to dst, each read written at once, and half-closes
-// dst at the clean end of src; on an error it closes both. A half-close
-// that fails needs no word in the log: dst is gone, and its own direction
-// reports that.
-func relayOne(dst, src duplex, tap io.Writer, what string, logf func(string, ...any)) int64 {
-	var w io.Writer = dst
+// relayOne copies src to dst through out (dst, or a writer to it), each
+// read written at once, and half-closes dst at the clean end of src; on an
+// error it closes both. A half-close that fails needs no word in the log:
+// dst is gone, and its own direction reports that.
+func relayOne(dst, src duplex, out io.Writer, tap io.Writer, what string, logf func(string, ...any)) int64 {
+	w := out
 	if tap != nil {
 		// Recorded before it is sent: the answer it provokes can only be
 		// recorded after it, so the dump keeps the relay's order.
-		w = io.MultiWriter(tap, dst)
+		w = io.MultiWriter(tap, out)
 	}
 	n, err := stream(w, noFlush, src)
 	if err == nil && dst.CloseWrite() == nil {
@@ -188,6 +189,21 @@ func relayOne(dst, src duplex, tap io.Writer, what string, logf func(string, ...
 }
 
 func noFlush() error { return nil }
+
+// handOver writes to the client and then, when the read it passes on did not
+// fill the buffer (nothing more was waiting), yields the CPU (rawio.Yield):
+// the client this write woke runs before the relay parks. In a burst that
+// fills reads, the relay keeps the CPU until it has caught up. The upstream
+// end needs none: a real upstream is another machine.
+type handOver struct{ io.Writer }
+
+func (h handOver) Write(p []byte) (int, error) {
+	n, err := h.Writer.Write(p)
+	if err == nil && len(p) < bufSize {
+		rawio.Yield()
+	}
+	return n, err
+}
 
 var _ duplex = (*server.Switched)(nil)
 var _ duplex = (*upstream.Upgraded)(nil)
