@@ -169,7 +169,7 @@ func relayBoth(client, up duplex, taps [2]io.Writer, logf func(string, ...any)) 
 // read written at once, and half-closes dst at the clean end of src; on an
 // error it closes both. A half-close that fails needs no word in the log:
 // dst is gone, and its own direction reports that.
-func relayOne(dst, src duplex, out io.Writer, tap io.Writer, what string, logf func(string, ...any)) int64 {
+func relayOne(dst, src duplex, out, tap io.Writer, what string, logf func(string, ...any)) int64 {
 	w := out
 	if tap != nil {
 		// Recorded before it is sent: the answer it provokes can only be
