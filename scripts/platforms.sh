@@ -53,7 +53,7 @@ readonly QEMU_SKIP=(
 	# needs binfmt_misc for a foreign binary: "exec format error".
 	'^TestApply$' '^TestSIGPIPEIgnored$'
 	'^TestScanFindsPlacedCopies$' '^TestScanCannotReadSecretMemory$' '^TestScanZeroedMarkers$'
-	'^TestWriteReadOnlyDirUnprivileged$'
+	'^TestWriteReadOnlyDirUnprivileged$' '^TestPhase$'
 	'^TestAllow$/.*/^uid_nobody$' '^TestLookupUID$/.*/^uid_nobody$'
 	# qemu-user has no NETLINK_SOCK_DIAG ("protocol not supported"); the
 	# /proc/net/tcp lookup next to it runs.
