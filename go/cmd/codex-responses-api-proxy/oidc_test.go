@@ -676,8 +676,9 @@ func TestOIDCWebSocket(t *testing.T) {
 	if got := receive(t, seen).header.Get("Authorization"); got != "Bearer "+f.access[0] {
 		t.Errorf("the upgrade did not carry the first access token")
 	}
-	// Across two renewals the socket keeps working.
-	if !waitFor(ioTimeout, func() bool { return len(f.exchanges()) >= 3 }) {
+	// Across two renewals the socket keeps working. Renewals are one at a
+	// time: once the fourth exchange has begun, token #2 is in use.
+	if !waitFor(ioTimeout, func() bool { return len(f.exchanges()) >= 4 }) {
 		t.Fatalf("no renewals with expires_in 2")
 	}
 	wsWrite(t, c, `{"type":"response.create"}`)

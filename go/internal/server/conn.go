@@ -29,6 +29,9 @@ type conn struct {
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 	active bool // guarded by s.mu
+	// switched is set, under s.mu, once SwitchProtocols has handed the
+	// connection to its handler: no timeout of ours applies from then on.
+	switched bool
 	// deadline is when the sweeper closes the connection (Unix
 	// nanoseconds), 0 for never; see Server.sweep.
 	deadline atomic.Int64

@@ -43,6 +43,7 @@ func (w *Response) SwitchProtocols(protocol string, fields []httpsyntax.Field) (
 	// The watcher reads the connection to see the client leave; from here on
 	// only the handler does (see conn.watchFrom).
 	w.c.unwatch()
+	w.c.s.setSwitched(w.c)
 	w.headMu.Lock()
 	w.status, w.headSent, w.switched = http.StatusSwitchingProtocols, true, true
 	w.headMu.Unlock()

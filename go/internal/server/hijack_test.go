@@ -115,6 +115,29 @@ func TestSwitchedShutdown(t *testing.T) {
 	}
 }
 
+// TestSwitchedSweeperWakes: while the only connection is a switched one the
+// sweeper has nothing to do and sleeps; a client that connects then still
+// has its head timed out, and the switched connection still carries bytes.
+func TestSwitchedSweeperWakes(t *testing.T) {
+	const timeout = 100 * time.Millisecond
+	done := make(chan error, 1)
+	ts := startServer(t, echoSwitch(done), func(s *Server) { s.ReadHeaderTimeout = timeout })
+	c := dial(t, ts.addr)
+	c.write(switchRequest)
+	if resp, err := http.ReadResponse(c.br, nil); err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("got %v, %v; want 101", resp, err)
+	}
+	time.Sleep(3 * timeout) // ticks that find only the switched connection
+	stalled := dial(t, ts.addr)
+	stalled.write("GET / HTTP/1.1\r\n") // never a whole head
+	stalled.ended(timeout + 2*time.Second)
+	c.write("still")
+	buf := make([]byte, 5)
+	if _, err := io.ReadFull(c.br, buf); err != nil || string(buf) != "still" {
+		t.Fatalf("echo: got %q, %v", buf, err)
+	}
+}
+
 // TestSwitchRefused: nothing switches once a response has begun, nor for
 // HTTP/1.0.
 func TestSwitchRefused(t *testing.T) {

@@ -135,7 +135,9 @@ func (s *Server) Serve(ln net.Listener) error {
 // conn.watchFrom), every tenth of the shortest timeout and at least every
 // maxTick, until Serve has returned and the last connection is gone: the
 // timeouts keep running while a graceful shutdown drains (issue 15). A
-// timeout fires up to one tick late.
+// timeout fires up to one tick late. While every connection is switched (a
+// WebSocket, open for a whole Codex session), there is nothing to sweep,
+// and it sleeps as it does with none.
 func (s *Server) sweep() {
 	tick := maxTick
 	for _, d := range []time.Duration{s.ReadHeaderTimeout, s.IdleTimeout, s.BodyTimeout} {
@@ -153,21 +155,23 @@ func (s *Server) sweep() {
 			serveEnd = nil // sweep on until the draining connections are gone
 		case now := <-t.C:
 			s.mu.Lock()
+			idle := true
 			for c := range s.conns {
 				if d := c.deadline.Load(); d != 0 && now.UnixNano() > d {
 					c.rwc.Close()
 				} else if c.active {
 					c.watchDue()
 				}
+				idle = idle && c.switched
 			}
-			idle := len(s.conns) == 0
 			s.mu.Unlock()
 			if idle {
 				if serveEnd == nil {
 					return // Serve has returned: no connection can arrive
 				}
 				// Nothing to sweep: sleep until a connection arrives, so an
-				// unused proxy does not wake up four times a second.
+				// unused proxy, or one holding WebSockets open, does not
+				// wake up four times a second.
 				t.Stop()
 				select {
 				case <-s.serveEnd:
@@ -217,6 +221,13 @@ func (s *Server) forget(c *conn) {
 	if s.closing && len(s.conns) == 0 {
 		closeOnce(s.drained)
 	}
+}
+
+// setSwitched marks c as switched: the sweeper has nothing to do for it.
+func (s *Server) setSwitched(c *conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c.switched = true
 }
 
 // setActive marks c as serving a request (active) or waiting for one;
