@@ -391,12 +391,13 @@ func (b *bench) roundPhases(ctx context.Context) []roundPhase {
 // only that phase of the rounds.
 func (b *bench) measure(ctx context.Context) {
 	cfg := b.cfg
+	phases := b.roundPhases(ctx)
+	if cfg.phase != "" {
+		phases = slices.DeleteFunc(phases, func(ph roundPhase) bool { return ph.name != cfg.phase })
+	}
 	for r := range cfg.rounds {
 		fmt.Fprintf(os.Stderr, "bench: round %d/%d\n", r+1, cfg.rounds)
-		for _, ph := range b.roundPhases(ctx) {
-			if cfg.phase != "" && ph.name != cfg.phase {
-				continue
-			}
+		for _, ph := range phases {
 			for s := range max(ph.slices, 1) {
 				for _, t := range b.order(r + s) {
 					if ctx.Err() != nil {

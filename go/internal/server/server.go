@@ -133,11 +133,11 @@ func (s *Server) Serve(ln net.Listener) error {
 // sweep closes the connections whose deadline has passed (the header,
 // idle and body timeouts) and starts watching those serving a request (see
 // conn.watchFrom), every tenth of the shortest timeout and at least every
-// maxTick, until Serve has returned and the last connection is gone: the
-// timeouts keep running while a graceful shutdown drains (issue 15). A
-// timeout fires up to one tick late. While every connection is switched (a
-// WebSocket, open for a whole Codex session), there is nothing to sweep,
-// and it sleeps as it does with none.
+// maxTick, until Serve has returned and no connection but switched ones is
+// left: the timeouts keep running while a graceful shutdown drains (issue
+// 15). A timeout fires up to one tick late. A switched connection (a
+// WebSocket, open for a whole Codex session) has nothing to sweep: while
+// there are only those, it sleeps as it does with none.
 func (s *Server) sweep() {
 	tick := maxTick
 	for _, d := range []time.Duration{s.ReadHeaderTimeout, s.IdleTimeout, s.BodyTimeout} {
