@@ -14,9 +14,10 @@ import (
 
 // TestIdleWebSocketQuiet: a proxy holding an open WebSocket that carries
 // nothing (a Codex session waiting on a tool, for minutes) does not wake
-// up: its threads are switched to a few times in two seconds at most (the
-// runtime's own housekeeping), where the server's sweeper, ticking four
-// times a second for a socket it has nothing to do for, made it 71.
+// up. Its threads are switched to 0 to 3 times in two seconds alone, up to
+// 12 beside the whole suite under -race (the runtime's own housekeeping);
+// the server's sweeper, ticking four times a second for a socket it has
+// nothing to do for, made it 72 to 77.
 func TestIdleWebSocketQuiet(t *testing.T) {
 	t.Parallel()
 	up := wsUpstream(t, false, nil, func(ctx context.Context, c *websocket.Conn) {
@@ -38,8 +39,8 @@ func TestIdleWebSocketQuiet(t *testing.T) {
 	time.Sleep(500 * time.Millisecond) // for the relay to park and a tick to pass
 	before := contextSwitches(t, p.pid())
 	time.Sleep(2 * time.Second)
-	if n := contextSwitches(t, p.pid()) - before; n > 6 {
-		t.Errorf("the proxy's threads were switched to %d times in 2 s with an idle WebSocket, want at most 6", n)
+	if n := contextSwitches(t, p.pid()) - before; n > 30 {
+		t.Errorf("the proxy's threads were switched to %d times in 2 s with an idle WebSocket, want at most 30", n)
 	}
 }
 
